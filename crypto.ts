@@ -1,0 +1,528 @@
+/**
+ * The cryptography netcode needs, on libsodium compiled to WebAssembly
+ * (`npm:libsodium-wrappers`).
+ *
+ * libsodium is initialised once, when this module is first imported (top-level
+ * `await`), so every function here is synchronous. The AEAD functions copy
+ * their input into memory preallocated on the WASM heap, run the raw libsodium
+ * function there and copy the result out into a buffer the caller owns: no
+ * allocation per call, unlike the wrapper functions of libsodium-wrappers.
+ *
+ * @example Encrypt and decrypt in place
+ * ```ts
+ * import { chachaEncrypt, chachaDecrypt, generateKey, MAC_BYTES } from "./crypto.ts";
+ *
+ * const key = generateKey();
+ * const nonce = new Uint8Array(12);
+ * const buffer = new Uint8Array(5 + MAC_BYTES);
+ * buffer.set([1, 2, 3, 4, 5]);
+ * chachaEncrypt(buffer, 0, 5, new Uint8Array(0), 0, nonce, key, buffer, 0);
+ * const ok = chachaDecrypt(buffer, 0, 5 + MAC_BYTES, new Uint8Array(0), 0, nonce, key, buffer, 0);
+ * console.log(ok, buffer.subarray(0, 5)); // true Uint8Array(5) [1, 2, 3, 4, 5]
+ * ```
+ *
+ * @module
+ */
+
+import sodium from "libsodium-wrappers";
+
+await sodium.ready;
+
+/** Bytes in a symmetric key (ChaCha20-Poly1305 and XChaCha20-Poly1305). */
+export const KEY_BYTES = 32;
+/** Bytes in a Poly1305 authentication tag appended to every ciphertext. */
+export const MAC_BYTES = 16;
+/** Bytes in a ChaCha20-Poly1305-IETF nonce. */
+export const CHACHA_NONCE_BYTES = 12;
+/** Bytes in an XChaCha20-Poly1305-IETF nonce (the connect token nonce). */
+export const XCHACHA_NONCE_BYTES = 24;
+
+// The Emscripten module behind the wrappers: raw functions and the heap.
+interface SodiumModule {
+  HEAPU8: Uint8Array;
+  _malloc(size: number): number;
+  _crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: number,
+    clen: number,
+    m: number,
+    mlen: number,
+    mlenHigh: number,
+    ad: number,
+    adlen: number,
+    adlenHigh: number,
+    nsec: number,
+    npub: number,
+    k: number,
+  ): number;
+  _crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: number,
+    mlen: number,
+    nsec: number,
+    c: number,
+    clen: number,
+    clenHigh: number,
+    ad: number,
+    adlen: number,
+    adlenHigh: number,
+    npub: number,
+    k: number,
+  ): number;
+  _crypto_aead_xchacha20poly1305_ietf_encrypt(
+    c: number,
+    clen: number,
+    m: number,
+    mlen: number,
+    mlenHigh: number,
+    ad: number,
+    adlen: number,
+    adlenHigh: number,
+    nsec: number,
+    npub: number,
+    k: number,
+  ): number;
+  _crypto_aead_xchacha20poly1305_ietf_decrypt(
+    m: number,
+    mlen: number,
+    nsec: number,
+    c: number,
+    clen: number,
+    clenHigh: number,
+    ad: number,
+    adlen: number,
+    adlenHigh: number,
+    npub: number,
+    k: number,
+  ): number;
+}
+
+const lib = (sodium as unknown as { libsodium: SodiumModule }).libsodium;
+
+/** The largest message the preallocated heap area takes, MAC included. */
+const MAX_MESSAGE_BYTES = 4096;
+const MAX_ADDITIONAL_DATA_BYTES = 64;
+
+const keyPointer = lib._malloc(KEY_BYTES);
+const noncePointer = lib._malloc(XCHACHA_NONCE_BYTES);
+const additionalDataPointer = lib._malloc(MAX_ADDITIONAL_DATA_BYTES);
+const messagePointer = lib._malloc(MAX_MESSAGE_BYTES);
+
+/** Which AEAD construction a call uses. */
+const CHACHA = 0;
+const XCHACHA = 1;
+
+function checkCall(
+  length: number,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  nonceBytes: number,
+  key: Uint8Array,
+): void {
+  if (key.length !== KEY_BYTES) {
+    throw new RangeError(
+      `Cannot use key: ${key.length} bytes, expected ${KEY_BYTES}`,
+    );
+  }
+  if (nonce.length !== nonceBytes) {
+    throw new RangeError(
+      `Cannot use nonce: ${nonce.length} bytes, expected ${nonceBytes}`,
+    );
+  }
+  if (length < 0 || length + MAC_BYTES > MAX_MESSAGE_BYTES) {
+    throw new RangeError(
+      `Cannot encrypt ${length} bytes: the limit is ${
+        MAX_MESSAGE_BYTES - MAC_BYTES
+      }`,
+    );
+  }
+  if (additionalDataLength < 0 || additionalDataLength > MAX_ADDITIONAL_DATA_BYTES) {
+    throw new RangeError(
+      `Cannot use ${additionalDataLength} bytes of associated data: the limit is ${MAX_ADDITIONAL_DATA_BYTES}`,
+    );
+  }
+}
+
+function loadInputs(
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+): Uint8Array {
+  const heap = lib.HEAPU8;
+  heap.set(key, keyPointer);
+  heap.set(nonce, noncePointer);
+  if (additionalDataLength > 0) {
+    if (additionalDataLength === additionalData.length) {
+      heap.set(additionalData, additionalDataPointer);
+    } else {
+      heap.set(
+        additionalData.subarray(0, additionalDataLength),
+        additionalDataPointer,
+      );
+    }
+  }
+  return heap;
+}
+
+function encrypt(
+  construction: number,
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): void {
+  checkCall(
+    length,
+    additionalDataLength,
+    nonce,
+    construction === CHACHA ? CHACHA_NONCE_BYTES : XCHACHA_NONCE_BYTES,
+    key,
+  );
+  if (destinationOffset + length + MAC_BYTES > destination.length) {
+    throw new RangeError(
+      `Cannot encrypt into ${destination.length} bytes: ${
+        destinationOffset + length + MAC_BYTES
+      } needed`,
+    );
+  }
+  const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
+  heap.set(source.subarray(sourceOffset, sourceOffset + length), messagePointer);
+  const aead = construction === CHACHA
+    ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
+    : lib._crypto_aead_xchacha20poly1305_ietf_encrypt;
+  aead(
+    messagePointer,
+    0,
+    messagePointer,
+    length,
+    0,
+    additionalDataLength > 0 ? additionalDataPointer : 0,
+    additionalDataLength,
+    0,
+    0,
+    noncePointer,
+    keyPointer,
+  );
+  destination.set(
+    lib.HEAPU8.subarray(messagePointer, messagePointer + length + MAC_BYTES),
+    destinationOffset,
+  );
+}
+
+function decrypt(
+  construction: number,
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): boolean {
+  checkCall(
+    length - MAC_BYTES,
+    additionalDataLength,
+    nonce,
+    construction === CHACHA ? CHACHA_NONCE_BYTES : XCHACHA_NONCE_BYTES,
+    key,
+  );
+  if (destinationOffset + length - MAC_BYTES > destination.length) {
+    throw new RangeError(
+      `Cannot decrypt into ${destination.length} bytes: ${
+        destinationOffset + length - MAC_BYTES
+      } needed`,
+    );
+  }
+  const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
+  heap.set(source.subarray(sourceOffset, sourceOffset + length), messagePointer);
+  const aead = construction === CHACHA
+    ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
+    : lib._crypto_aead_xchacha20poly1305_ietf_decrypt;
+  const result = aead(
+    messagePointer,
+    0,
+    0,
+    messagePointer,
+    length,
+    0,
+    additionalDataLength > 0 ? additionalDataPointer : 0,
+    additionalDataLength,
+    0,
+    noncePointer,
+    keyPointer,
+  );
+  if (result !== 0) return false;
+  destination.set(
+    lib.HEAPU8.subarray(messagePointer, messagePointer + length - MAC_BYTES),
+    destinationOffset,
+  );
+  return true;
+}
+
+/**
+ * Encrypts `length` bytes of `source` from `sourceOffset` with
+ * ChaCha20-Poly1305-IETF and writes the ciphertext followed by the 16-byte MAC
+ * to `destination` at `destinationOffset`. Source and destination may be the
+ * same buffer (in-place encryption).
+ *
+ * @param source Buffer holding the plaintext.
+ * @param sourceOffset Where the plaintext starts in `source`.
+ * @param length Plaintext bytes.
+ * @param additionalData Associated data that is authenticated, not encrypted.
+ * @param additionalDataLength Bytes of `additionalData` to use (at most 64).
+ * @param nonce 12-byte nonce.
+ * @param key 32-byte key.
+ * @param destination Buffer receiving `length + MAC_BYTES` bytes.
+ * @param destinationOffset Where the ciphertext starts in `destination`.
+ * @throws {RangeError} On a key, nonce or length of the wrong size.
+ *
+ * @example
+ * ```ts
+ * import { chachaEncrypt, generateKey } from "./crypto.ts";
+ * const out = new Uint8Array(3 + 16);
+ * chachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, new Uint8Array(12), generateKey(), out, 0);
+ * ```
+ */
+export function chachaEncrypt(
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): void {
+  encrypt(
+    CHACHA,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  );
+}
+
+/**
+ * Verifies and decrypts `length` bytes (ciphertext followed by its 16-byte
+ * MAC) of `source` from `sourceOffset` with ChaCha20-Poly1305-IETF, writing
+ * `length - MAC_BYTES` plaintext bytes to `destination` at
+ * `destinationOffset`. Nothing is written when verification fails.
+ *
+ * @param source Buffer holding ciphertext and MAC.
+ * @param sourceOffset Where the ciphertext starts in `source`.
+ * @param length Ciphertext bytes including the MAC (at least 16).
+ * @param additionalData Associated data the sender authenticated.
+ * @param additionalDataLength Bytes of `additionalData` to use (at most 64).
+ * @param nonce 12-byte nonce.
+ * @param key 32-byte key.
+ * @param destination Buffer receiving the plaintext.
+ * @param destinationOffset Where the plaintext starts in `destination`.
+ * @returns `true` when the MAC verified and the plaintext was written.
+ * @throws {RangeError} On a key, nonce or length of the wrong size.
+ *
+ * @example
+ * ```ts
+ * import { chachaDecrypt, generateKey } from "./crypto.ts";
+ * const forged = new Uint8Array(19);
+ * const ok = chachaDecrypt(forged, 0, 19, new Uint8Array(0), 0, new Uint8Array(12), generateKey(), forged, 0);
+ * console.log(ok); // false
+ * ```
+ */
+export function chachaDecrypt(
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): boolean {
+  return decrypt(
+    CHACHA,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  );
+}
+
+/**
+ * Encrypts with XChaCha20-Poly1305-IETF (24-byte nonce), as used for the
+ * private connect token. Parameters as {@linkcode chachaEncrypt}.
+ *
+ * @param source Buffer holding the plaintext.
+ * @param sourceOffset Where the plaintext starts in `source`.
+ * @param length Plaintext bytes.
+ * @param additionalData Associated data that is authenticated, not encrypted.
+ * @param additionalDataLength Bytes of `additionalData` to use (at most 64).
+ * @param nonce 24-byte nonce.
+ * @param key 32-byte key.
+ * @param destination Buffer receiving `length + MAC_BYTES` bytes.
+ * @param destinationOffset Where the ciphertext starts in `destination`.
+ * @throws {RangeError} On a key, nonce or length of the wrong size.
+ *
+ * @example
+ * ```ts
+ * import { xchachaEncrypt, generateKey } from "./crypto.ts";
+ * const out = new Uint8Array(3 + 16);
+ * xchachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, new Uint8Array(24), generateKey(), out, 0);
+ * ```
+ */
+export function xchachaEncrypt(
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): void {
+  encrypt(
+    XCHACHA,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  );
+}
+
+/**
+ * Verifies and decrypts with XChaCha20-Poly1305-IETF (24-byte nonce).
+ * Parameters as {@linkcode chachaDecrypt}.
+ *
+ * @param source Buffer holding ciphertext and MAC.
+ * @param sourceOffset Where the ciphertext starts in `source`.
+ * @param length Ciphertext bytes including the MAC (at least 16).
+ * @param additionalData Associated data the sender authenticated.
+ * @param additionalDataLength Bytes of `additionalData` to use (at most 64).
+ * @param nonce 24-byte nonce.
+ * @param key 32-byte key.
+ * @param destination Buffer receiving the plaintext.
+ * @param destinationOffset Where the plaintext starts in `destination`.
+ * @returns `true` when the MAC verified and the plaintext was written.
+ * @throws {RangeError} On a key, nonce or length of the wrong size.
+ *
+ * @example
+ * ```ts
+ * import { xchachaDecrypt, generateKey } from "./crypto.ts";
+ * const forged = new Uint8Array(19);
+ * console.log(xchachaDecrypt(forged, 0, 19, new Uint8Array(0), 0, new Uint8Array(24), generateKey(), forged, 0)); // false
+ * ```
+ */
+export function xchachaDecrypt(
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  additionalData: Uint8Array,
+  additionalDataLength: number,
+  nonce: Uint8Array,
+  key: Uint8Array,
+  destination: Uint8Array,
+  destinationOffset: number,
+): boolean {
+  return decrypt(
+    XCHACHA,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  );
+}
+
+/**
+ * Fills `buffer` with cryptographically secure random bytes.
+ *
+ * @param buffer The buffer to fill.
+ * @returns The same buffer.
+ *
+ * @example
+ * ```ts
+ * import { randomBytes } from "./crypto.ts";
+ * const nonce = randomBytes(new Uint8Array(24));
+ * ```
+ */
+export function randomBytes(buffer: Uint8Array): Uint8Array {
+  // crypto.getRandomValues takes at most 65536 bytes a call.
+  for (let offset = 0; offset < buffer.length; offset += 65536) {
+    crypto.getRandomValues(
+      buffer.subarray(offset, Math.min(buffer.length, offset + 65536)),
+    );
+  }
+  return buffer;
+}
+
+/**
+ * Generates a random 32-byte key, for a server's private key or the per-token
+ * client-to-server and server-to-client keys.
+ *
+ * @returns A new 32-byte key.
+ *
+ * @example
+ * ```ts
+ * import { generateKey } from "./crypto.ts";
+ * const privateKey = generateKey();
+ * console.log(privateKey.length); // 32
+ * ```
+ */
+export function generateKey(): Uint8Array {
+  return randomBytes(new Uint8Array(KEY_BYTES));
+}
+
+/**
+ * Checks that `key` is a 32-byte `Uint8Array` and throws a clear error naming
+ * `what` if it is not.
+ *
+ * @param key The value to check.
+ * @param what What the key is, for the error message ("private key").
+ * @returns The key, typed.
+ * @throws {TypeError} When `key` is not a `Uint8Array`.
+ * @throws {RangeError} When `key` is not 32 bytes.
+ *
+ * @example
+ * ```ts
+ * import { checkKey } from "./crypto.ts";
+ * checkKey(new Uint8Array(32), "private key");
+ * ```
+ */
+export function checkKey(key: unknown, what: string): Uint8Array {
+  if (!(key instanceof Uint8Array)) {
+    throw new TypeError(`Cannot use ${what}: expected a Uint8Array`);
+  }
+  if (key.length !== KEY_BYTES) {
+    throw new RangeError(
+      `Cannot use ${what}: ${key.length} bytes, expected ${KEY_BYTES}`,
+    );
+  }
+  return key;
+}

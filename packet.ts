@@ -1,0 +1,963 @@
+/**
+ * netcode 1.02 packets: the prefix byte, minimal sequence encoding, writing
+ * and reading all seven packet types, and replay protection.
+ *
+ * Reading follows the order of the standard exactly and never throws on
+ * hostile input: {@linkcode readPacket} returns either the packet or a
+ * {@linkcode PacketDropReason} number, so a caller can count every drop.
+ *
+ * Sequences are taken as `number` (exact below 2^53, the case for every
+ * per-connection sequence) or `bigint` (the server's global sequence, which
+ * starts at 2^63); inside, they are handled as two 32-bit halves, so no
+ * `bigint` is allocated on the per-packet path.
+ *
+ * @example Write and read a payload packet
+ * ```ts
+ * import { generateKey } from "./crypto.ts";
+ * import {
+ *   CONNECTION_PAYLOAD_PACKET,
+ *   MAX_PACKET_BYTES,
+ *   packetTypeMask,
+ *   readPacket,
+ *   writePayloadPacket,
+ * } from "./packet.ts";
+ *
+ * const key = generateKey();
+ * const protocolId = 0x1122334455667788n;
+ * const datagram = new Uint8Array(MAX_PACKET_BYTES);
+ * const bytes = writePayloadPacket(datagram, 0, key, protocolId, new Uint8Array([1, 2, 3]));
+ * const packet = readPacket(datagram.subarray(0, bytes), {
+ *   protocolId,
+ *   readKey: key,
+ *   allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+ * });
+ * if (typeof packet !== "number" && packet.type === CONNECTION_PAYLOAD_PACKET) {
+ *   console.log(packet.payload); // Uint8Array(3) [1, 2, 3]
+ * }
+ * ```
+ *
+ * @module
+ */
+
+import {
+  CHACHA_NONCE_BYTES,
+  chachaDecrypt,
+  chachaEncrypt,
+  MAC_BYTES,
+  XCHACHA_NONCE_BYTES,
+  xchachaDecrypt,
+} from "./crypto.ts";
+
+/** The 13 bytes `"NETCODE 1.02"` plus a NUL that begin tokens and requests. */
+export const VERSION_INFO: Uint8Array = new TextEncoder().encode(
+  "NETCODE 1.02\0",
+);
+/** Bytes of {@linkcode VERSION_INFO}. */
+export const VERSION_INFO_BYTES = 13;
+/** Bytes of the public connect token a client receives from the backend. */
+export const CONNECT_TOKEN_BYTES = 2048;
+/** Bytes of the encrypted private connect token (1008 + 16 MAC). */
+export const CONNECT_TOKEN_PRIVATE_BYTES = 1024;
+/** Bytes of the connect token's XChaCha20 nonce. */
+export const CONNECT_TOKEN_NONCE_BYTES = XCHACHA_NONCE_BYTES;
+/** Bytes of the encrypted challenge token (284 + 16 MAC). */
+export const CHALLENGE_TOKEN_BYTES = 300;
+/** Bytes of user data carried in a connect token. */
+export const USER_DATA_BYTES = 256;
+/** Largest payload a packet carries. */
+export const MAX_PAYLOAD_BYTES = 1200;
+/** Largest datagram netcode sends or accepts. */
+export const MAX_PACKET_BYTES = 1300;
+/** Exact size of a connection request packet. */
+export const CONNECTION_REQUEST_PACKET_BYTES = 1 + VERSION_INFO_BYTES + 8 + 8 +
+  CONNECT_TOKEN_NONCE_BYTES + CONNECT_TOKEN_PRIVATE_BYTES;
+/** Sequences remembered by replay protection. */
+export const REPLAY_PROTECTION_BUFFER_SIZE = 256;
+
+/** Packet type 0: connection request (client to server, unencrypted header). */
+export const CONNECTION_REQUEST_PACKET = 0;
+/** Packet type 1: connection denied (server to client). */
+export const CONNECTION_DENIED_PACKET = 1;
+/** Packet type 2: connection challenge (server to client). */
+export const CONNECTION_CHALLENGE_PACKET = 2;
+/** Packet type 3: connection response (client to server). */
+export const CONNECTION_RESPONSE_PACKET = 3;
+/** Packet type 4: keep-alive (both ways). */
+export const CONNECTION_KEEP_ALIVE_PACKET = 4;
+/** Packet type 5: payload (both ways). */
+export const CONNECTION_PAYLOAD_PACKET = 5;
+/** Packet type 6: disconnect (both ways). */
+export const CONNECTION_DISCONNECT_PACKET = 6;
+/** Number of packet types; a type at or above it is invalid. */
+export const CONNECTION_NUM_PACKETS = 7;
+
+/** Names of the packet types, indexed by type, for logs and stats. */
+export const PACKET_TYPE_NAMES: readonly string[] = [
+  "connectionRequest",
+  "connectionDenied",
+  "connectionChallenge",
+  "connectionResponse",
+  "keepAlive",
+  "payload",
+  "disconnect",
+];
+
+/** Why {@linkcode readPacket} dropped a datagram. */
+export const PacketDropReason = {
+  /** Shorter than any packet of its kind can be. */
+  TOO_SMALL: 0,
+  /** Packet type 7..15. */
+  INVALID_TYPE: 1,
+  /** A valid type this side does not accept (in its current state). */
+  TYPE_NOT_ALLOWED: 2,
+  /** Datagram over 1300 bytes, or a connection request not exactly 1078. */
+  BAD_LENGTH: 3,
+  /** Version info is not `NETCODE 1.02\0`. */
+  BAD_VERSION_INFO: 4,
+  /** Protocol id is not ours. */
+  BAD_PROTOCOL_ID: 5,
+  /** Connect token expire timestamp is not after now. */
+  TOKEN_EXPIRED: 6,
+  /** Sequence byte count outside 1..8. */
+  BAD_SEQUENCE_BYTES: 7,
+  /** No key to decrypt with (no private key, or unknown address). */
+  NO_KEY: 8,
+  /** Replay protection says this sequence was already received or is too old. */
+  REPLAYED: 9,
+  /** Authentication failed: forged, corrupted, or the wrong key. */
+  DECRYPT_FAILED: 10,
+  /** Decrypted per-type data has the wrong size for its type. */
+  BAD_SIZE: 11,
+} as const;
+
+/** A {@linkcode PacketDropReason} value. */
+export type PacketDropReason =
+  typeof PacketDropReason[keyof typeof PacketDropReason];
+
+/** Names of the drop reasons, indexed by reason, for stats. */
+export const PACKET_DROP_REASON_NAMES: readonly string[] = [
+  "tooSmall",
+  "invalidType",
+  "typeNotAllowed",
+  "badLength",
+  "badVersionInfo",
+  "badProtocolId",
+  "tokenExpired",
+  "badSequenceBytes",
+  "noKey",
+  "replayed",
+  "decryptFailed",
+  "badSize",
+];
+
+/** A sequence number: a `number` below 2^53 or a `bigint` up to 2^64 - 1. */
+export type Sequence = number | bigint;
+
+/** Connection request: sent by a client with the private part of its token. */
+export interface ConnectionRequestPacket {
+  /** Always {@linkcode CONNECTION_REQUEST_PACKET}. */
+  readonly type: 0;
+  /** Protocol id of the game. */
+  readonly protocolId: bigint;
+  /** Unix seconds after which the token is no longer accepted. */
+  readonly expireTimestamp: bigint;
+  /** The 24-byte nonce the private token was encrypted with. */
+  readonly nonce: Uint8Array;
+  /** The encrypted private connect token as sent (1024 bytes). */
+  readonly encryptedPrivateToken: Uint8Array;
+  /**
+   * When read: the decrypted private connect token, 1024 bytes of which the
+   * last 16 (the MAC's place) are zero. Absent when writing.
+   */
+  readonly privateToken?: Uint8Array;
+}
+
+/** Connection denied: the server is full. */
+export interface ConnectionDeniedPacket {
+  /** Always {@linkcode CONNECTION_DENIED_PACKET}. */
+  readonly type: 1;
+}
+
+/** Connection challenge (server) or response (client): a challenge token. */
+export interface ConnectionChallengePacket {
+  /** {@linkcode CONNECTION_CHALLENGE_PACKET} or {@linkcode CONNECTION_RESPONSE_PACKET}. */
+  readonly type: 2 | 3;
+  /** Sequence the challenge token was encrypted with. */
+  readonly challengeTokenSequence: bigint;
+  /** The 300-byte encrypted challenge token. */
+  readonly challengeTokenData: Uint8Array;
+}
+
+/** Keep-alive: tells the client its slot and the server's capacity. */
+export interface ConnectionKeepAlivePacket {
+  /** Always {@linkcode CONNECTION_KEEP_ALIVE_PACKET}. */
+  readonly type: 4;
+  /** The client's slot on the server. */
+  readonly clientIndex: number;
+  /** The server's number of slots. */
+  readonly maxClients: number;
+}
+
+/** Payload: 1 to 1200 bytes of game data. */
+export interface ConnectionPayloadPacket {
+  /** Always {@linkcode CONNECTION_PAYLOAD_PACKET}. */
+  readonly type: 5;
+  /** The game data. */
+  readonly payload: Uint8Array;
+}
+
+/** Disconnect: the sender is leaving. */
+export interface ConnectionDisconnectPacket {
+  /** Always {@linkcode CONNECTION_DISCONNECT_PACKET}. */
+  readonly type: 6;
+}
+
+/** Any packet other than the connection request: these are encrypted. */
+export type EncryptedPacket =
+  | ConnectionDeniedPacket
+  | ConnectionChallengePacket
+  | ConnectionKeepAlivePacket
+  | ConnectionPayloadPacket
+  | ConnectionDisconnectPacket;
+
+/** Any netcode packet. */
+export type Packet = ConnectionRequestPacket | EncryptedPacket;
+
+/** A packet as read: encrypted packets carry the sequence they were sent with. */
+export type ReadPacket =
+  | ConnectionRequestPacket
+  | (EncryptedPacket & { readonly sequence: Sequence });
+
+/** What {@linkcode readPacket} needs to know about the reading side. */
+export interface ReadPacketOptions {
+  /** The game's protocol id; packets for another are dropped. */
+  protocolId: bigint;
+  /** Bit mask of the packet types accepted now (see {@linkcode packetTypeMask}). */
+  allowedPackets: number;
+  /** Key for encrypted packets: the peer's write key. @default {undefined} */
+  readKey?: Uint8Array;
+  /** Server's private key, for connection requests. @default {undefined} */
+  privateKey?: Uint8Array;
+  /**
+   * Current unix time in seconds, for the request's expire timestamp.
+   * @default {Date.now() / 1000}
+   */
+  currentTimestamp?: number;
+  /** Replay protection for keep-alive, payload and disconnect. @default {undefined} */
+  replayProtection?: ReplayProtection;
+}
+
+/**
+ * The bit mask accepting the given packet types, for
+ * {@linkcode ReadPacketOptions.allowedPackets}.
+ *
+ * @param types Packet types 0..6.
+ * @returns A mask with bit `type` set for each.
+ *
+ * @example
+ * ```ts
+ * import { CONNECTION_KEEP_ALIVE_PACKET, CONNECTION_PAYLOAD_PACKET, packetTypeMask } from "./packet.ts";
+ * console.log(packetTypeMask(CONNECTION_KEEP_ALIVE_PACKET, CONNECTION_PAYLOAD_PACKET)); // 48
+ * ```
+ */
+export function packetTypeMask(...types: number[]): number {
+  let mask = 0;
+  for (const type of types) mask |= 1 << type;
+  return mask;
+}
+
+/** Every packet type: a mask for tests and tools that read anything. */
+export const ALL_PACKET_TYPES: number = (1 << CONNECTION_NUM_PACKETS) - 1;
+
+// ---------------------------------------------------------------------------
+// Sequences as two 32-bit halves.
+
+const TWO_32 = 4294967296;
+let sequenceLow = 0;
+let sequenceHigh = 0;
+
+function splitSequence(sequence: Sequence): void {
+  if (typeof sequence === "number") {
+    if (!Number.isSafeInteger(sequence) || sequence < 0) {
+      throw new RangeError(
+        `Cannot use sequence ${sequence}: expected an integer 0..2^53-1 or a bigint`,
+      );
+    }
+    sequenceLow = sequence >>> 0;
+    sequenceHigh = Math.floor(sequence / TWO_32);
+  } else {
+    if (typeof sequence !== "bigint" || sequence < 0n || sequence >> 64n) {
+      throw new RangeError(
+        `Cannot use sequence ${sequence}: expected 0..2^64-1`,
+      );
+    }
+    sequenceLow = Number(sequence & 0xffffffffn);
+    sequenceHigh = Number(sequence >> 32n);
+  }
+}
+
+function joinSequence(low: number, high: number): Sequence {
+  return high < 0x200000
+    ? high * TWO_32 + low
+    : (BigInt(high) << 32n) | BigInt(low);
+}
+
+function bytesOf32(value: number): number {
+  return value > 0xffffff ? 4 : value > 0xffff ? 3 : value > 0xff ? 2 : 1;
+}
+
+/**
+ * How many bytes the sequence takes on the wire: the fewest that hold it,
+ * 1..8 (sequence 0 takes one byte).
+ *
+ * @param sequence The sequence.
+ * @returns 1..8.
+ *
+ * @example
+ * ```ts
+ * import { sequenceBytesRequired } from "./packet.ts";
+ * console.log(sequenceBytesRequired(0), sequenceBytesRequired(256), sequenceBytesRequired(2n ** 63n)); // 1 2 8
+ * ```
+ */
+export function sequenceBytesRequired(sequence: Sequence): number {
+  splitSequence(sequence);
+  return sequenceHigh !== 0 ? 4 + bytesOf32(sequenceHigh) : bytesOf32(sequenceLow);
+}
+
+// ---------------------------------------------------------------------------
+// Scratch space shared by every call (the library is single-threaded).
+
+const additionalData = new Uint8Array(VERSION_INFO_BYTES + 8 + 1);
+const additionalDataView = new DataView(additionalData.buffer);
+additionalData.set(VERSION_INFO, 0);
+let additionalDataProtocolId = 0n;
+const nonce = new Uint8Array(CHACHA_NONCE_BYTES);
+const nonceView = new DataView(nonce.buffer);
+const plain = new Uint8Array(MAX_PACKET_BYTES + CONNECT_TOKEN_PRIVATE_BYTES);
+const plainView = new DataView(plain.buffer);
+const tokenAdditionalData = new Uint8Array(VERSION_INFO_BYTES + 8 + 8);
+const tokenAdditionalDataView = new DataView(tokenAdditionalData.buffer);
+tokenAdditionalData.set(VERSION_INFO, 0);
+
+function setProtocolId(protocolId: bigint): void {
+  if (protocolId !== additionalDataProtocolId) {
+    additionalDataView.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
+    additionalDataProtocolId = protocolId;
+  }
+}
+
+/** Writes the packet nonce: four zero bytes, then the sequence u64 LE. */
+function setNonce(low: number, high: number): void {
+  nonceView.setUint32(4, low, true);
+  nonceView.setUint32(8, high, true);
+}
+
+/**
+ * Writes the 12-byte AEAD nonce for a sequence: four zero bytes, then the
+ * sequence as a u64 little-endian (the erratum most likely to break a new
+ * implementation is building it the other way round).
+ *
+ * @param out 12-byte buffer to fill.
+ * @param sequence The packet or challenge token sequence.
+ * @returns `out`.
+ *
+ * @example
+ * ```ts
+ * import { writeSequenceNonce } from "./packet.ts";
+ * console.log(writeSequenceNonce(new Uint8Array(12), 1)); // Uint8Array(12) [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+ * ```
+ */
+export function writeSequenceNonce(out: Uint8Array, sequence: Sequence): Uint8Array {
+  splitSequence(sequence);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(0, 0, true);
+  view.setUint32(4, sequenceLow, true);
+  view.setUint32(8, sequenceHigh, true);
+  return out;
+}
+
+function checkProtocolId(protocolId: bigint): void {
+  if (typeof protocolId !== "bigint" || protocolId < 0n || protocolId >> 64n) {
+    throw new TypeError(
+      `Cannot use protocol id ${String(protocolId)}: expected a bigint 0..2^64-1`,
+    );
+  }
+}
+
+function checkOut(out: Uint8Array, bytes: number): void {
+  if (!(out instanceof Uint8Array)) {
+    throw new TypeError("Cannot write packet: output is not a Uint8Array");
+  }
+  if (out.length < bytes) {
+    throw new RangeError(
+      `Cannot write packet: ${bytes} bytes do not fit in ${out.length}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writing.
+
+/**
+ * Writes a connection request packet (1078 bytes): type 0, version info,
+ * protocol id, expire timestamp, token nonce, encrypted private token.
+ *
+ * @param out Buffer of at least 1078 bytes.
+ * @param packet The request's fields.
+ * @returns Bytes written (1078).
+ * @throws {RangeError} When `out` or a field has the wrong size.
+ *
+ * @example
+ * ```ts
+ * import { writeConnectionRequestPacket } from "./packet.ts";
+ * const out = new Uint8Array(1078);
+ * writeConnectionRequestPacket(out, {
+ *   type: 0,
+ *   protocolId: 1n,
+ *   expireTimestamp: 2000000000n,
+ *   nonce: new Uint8Array(24),
+ *   encryptedPrivateToken: new Uint8Array(1024),
+ * });
+ * ```
+ */
+export function writeConnectionRequestPacket(
+  out: Uint8Array,
+  packet: ConnectionRequestPacket,
+): number {
+  checkOut(out, CONNECTION_REQUEST_PACKET_BYTES);
+  checkProtocolId(packet.protocolId);
+  if (packet.nonce.length !== CONNECT_TOKEN_NONCE_BYTES) {
+    throw new RangeError(
+      `Cannot write connection request: nonce is ${packet.nonce.length} bytes, expected ${CONNECT_TOKEN_NONCE_BYTES}`,
+    );
+  }
+  if (packet.encryptedPrivateToken.length !== CONNECT_TOKEN_PRIVATE_BYTES) {
+    throw new RangeError(
+      `Cannot write connection request: private token is ${packet.encryptedPrivateToken.length} bytes, expected ${CONNECT_TOKEN_PRIVATE_BYTES}`,
+    );
+  }
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out[0] = CONNECTION_REQUEST_PACKET;
+  out.set(VERSION_INFO, 1);
+  view.setBigUint64(1 + VERSION_INFO_BYTES, packet.protocolId, true);
+  view.setBigUint64(1 + VERSION_INFO_BYTES + 8, packet.expireTimestamp, true);
+  out.set(packet.nonce, 1 + VERSION_INFO_BYTES + 16);
+  out.set(
+    packet.encryptedPrivateToken,
+    1 + VERSION_INFO_BYTES + 16 + CONNECT_TOKEN_NONCE_BYTES,
+  );
+  return CONNECTION_REQUEST_PACKET_BYTES;
+}
+
+/** Writes prefix and sequence; returns the offset of the encrypted part. */
+function writeHeader(out: Uint8Array, type: number, sequence: Sequence): number {
+  splitSequence(sequence);
+  const sequenceBytes = sequenceHigh !== 0
+    ? 4 + bytesOf32(sequenceHigh)
+    : bytesOf32(sequenceLow);
+  out[0] = (sequenceBytes << 4) | type;
+  let low = sequenceLow;
+  let high = sequenceHigh;
+  for (let i = 1; i <= sequenceBytes; i++) {
+    out[i] = low & 0xff;
+    low = (low >>> 8) | ((high & 0xff) << 24);
+    high >>>= 8;
+  }
+  return 1 + sequenceBytes;
+}
+
+function checkWriteKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== 32) {
+    throw new RangeError(
+      `Cannot write packet: key is ${
+        key instanceof Uint8Array ? key.length : typeof key
+      } bytes, expected 32`,
+    );
+  }
+}
+
+/** Encrypts `length` bytes of `source` into `out` after the header. */
+function sealPacket(
+  out: Uint8Array,
+  bodyOffset: number,
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  key: Uint8Array,
+  protocolId: bigint,
+): number {
+  checkProtocolId(protocolId);
+  checkOut(out, bodyOffset + length + MAC_BYTES);
+  setProtocolId(protocolId);
+  additionalData[VERSION_INFO_BYTES + 8] = out[0];
+  setNonce(sequenceLow, sequenceHigh);
+  chachaEncrypt(
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalData.length,
+    nonce,
+    key,
+    out,
+    bodyOffset,
+  );
+  return bodyOffset + length + MAC_BYTES;
+}
+
+/**
+ * Writes an encrypted payload packet: the hot path for game data.
+ *
+ * @param out Buffer for the datagram (at most 1300 bytes are written).
+ * @param sequence The sender's next packet sequence.
+ * @param key The sender's write key.
+ * @param protocolId The game's protocol id.
+ * @param payload 1..1200 bytes of game data.
+ * @returns Bytes written.
+ * @throws {RangeError} When the payload is empty or over 1200 bytes, the key is not 32 bytes, or `out` is too small.
+ *
+ * @example
+ * ```ts
+ * import { generateKey } from "./crypto.ts";
+ * import { writePayloadPacket } from "./packet.ts";
+ * const out = new Uint8Array(1300);
+ * const bytes = writePayloadPacket(out, 7, generateKey(), 1n, new Uint8Array(100));
+ * console.log(bytes); // 118
+ * ```
+ */
+export function writePayloadPacket(
+  out: Uint8Array,
+  sequence: Sequence,
+  key: Uint8Array,
+  protocolId: bigint,
+  payload: Uint8Array,
+): number {
+  if (!(payload instanceof Uint8Array)) {
+    throw new TypeError("Cannot send payload: expected a Uint8Array");
+  }
+  if (payload.length < 1 || payload.length > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(
+      `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
+    );
+  }
+  checkWriteKey(key);
+  const bodyOffset = writeHeader(out, CONNECTION_PAYLOAD_PACKET, sequence);
+  return sealPacket(
+    out,
+    bodyOffset,
+    payload,
+    0,
+    payload.length,
+    key,
+    protocolId,
+  );
+}
+
+/**
+ * Writes any encrypted packet (types 1..6).
+ *
+ * @param out Buffer for the datagram.
+ * @param packet The packet to write.
+ * @param sequence The sender's packet sequence for it.
+ * @param key The sender's write key.
+ * @param protocolId The game's protocol id.
+ * @returns Bytes written.
+ * @throws {RangeError} On a field of the wrong size, or `out` too small.
+ *
+ * @example
+ * ```ts
+ * import { generateKey } from "./crypto.ts";
+ * import { writePacket } from "./packet.ts";
+ * const out = new Uint8Array(1300);
+ * const bytes = writePacket(out, { type: 4, clientIndex: 3, maxClients: 64 }, 1000, generateKey(), 1n);
+ * console.log(bytes); // 27
+ * ```
+ */
+export function writePacket(
+  out: Uint8Array,
+  packet: EncryptedPacket,
+  sequence: Sequence,
+  key: Uint8Array,
+  protocolId: bigint,
+): number {
+  switch (packet.type) {
+    case CONNECTION_PAYLOAD_PACKET:
+      return writePayloadPacket(out, sequence, key, protocolId, packet.payload);
+    case CONNECTION_DENIED_PACKET:
+    case CONNECTION_DISCONNECT_PACKET: {
+      checkWriteKey(key);
+      const bodyOffset = writeHeader(out, packet.type, sequence);
+      return sealPacket(out, bodyOffset, plain, 0, 0, key, protocolId);
+    }
+    case CONNECTION_KEEP_ALIVE_PACKET: {
+      checkWriteKey(key);
+      plainView.setUint32(0, packet.clientIndex, true);
+      plainView.setUint32(4, packet.maxClients, true);
+      const bodyOffset = writeHeader(out, packet.type, sequence);
+      return sealPacket(out, bodyOffset, plain, 0, 8, key, protocolId);
+    }
+    case CONNECTION_CHALLENGE_PACKET:
+    case CONNECTION_RESPONSE_PACKET: {
+      checkWriteKey(key);
+      if (packet.challengeTokenData.length !== CHALLENGE_TOKEN_BYTES) {
+        throw new RangeError(
+          `Cannot write packet: challenge token is ${packet.challengeTokenData.length} bytes, expected ${CHALLENGE_TOKEN_BYTES}`,
+        );
+      }
+      plainView.setBigUint64(0, packet.challengeTokenSequence, true);
+      plain.set(packet.challengeTokenData, 8);
+      const bodyOffset = writeHeader(out, packet.type, sequence);
+      return sealPacket(
+        out,
+        bodyOffset,
+        plain,
+        0,
+        8 + CHALLENGE_TOKEN_BYTES,
+        key,
+        protocolId,
+      );
+    }
+    default:
+      throw new TypeError(
+        `Cannot write packet: type ${(packet as { type: unknown }).type} is not an encrypted packet type`,
+      );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Replay protection.
+
+/**
+ * Replay protection state: the most recent sequence and a ring of the last
+ * 256 received, held as 32-bit halves so the full 64-bit range is exact.
+ */
+export interface ReplayProtection {
+  /** Low 32 bits of the most recent sequence received. */
+  mostRecentLow: number;
+  /** High 32 bits of the most recent sequence received. */
+  mostRecentHigh: number;
+  /** Low halves of the received sequences, slot `sequence % 256`. */
+  readonly receivedLow: Uint32Array;
+  /** High halves of the received sequences. */
+  readonly receivedHigh: Uint32Array;
+  /** 1 where a slot holds a sequence. */
+  readonly occupied: Uint8Array;
+}
+
+/**
+ * Creates empty replay protection.
+ *
+ * @returns Replay protection that has received nothing.
+ *
+ * @example
+ * ```ts
+ * import { createReplayProtection, replayAlreadyReceived } from "./packet.ts";
+ * console.log(replayAlreadyReceived(createReplayProtection(), 5)); // false
+ * ```
+ */
+export function createReplayProtection(): ReplayProtection {
+  return {
+    mostRecentLow: 0,
+    mostRecentHigh: 0,
+    receivedLow: new Uint32Array(REPLAY_PROTECTION_BUFFER_SIZE),
+    receivedHigh: new Uint32Array(REPLAY_PROTECTION_BUFFER_SIZE),
+    occupied: new Uint8Array(REPLAY_PROTECTION_BUFFER_SIZE),
+  };
+}
+
+/**
+ * Forgets everything received, as at a new connection.
+ *
+ * @param replay The state to reset.
+ *
+ * @example
+ * ```ts
+ * import { createReplayProtection, resetReplayProtection } from "./packet.ts";
+ * const replay = createReplayProtection();
+ * resetReplayProtection(replay);
+ * ```
+ */
+export function resetReplayProtection(replay: ReplayProtection): void {
+  replay.mostRecentLow = 0;
+  replay.mostRecentHigh = 0;
+  replay.occupied.fill(0);
+}
+
+function alreadyReceived(
+  replay: ReplayProtection,
+  low: number,
+  high: number,
+): boolean {
+  // Too old: mostRecent >= 256 && sequence <= mostRecent - 256, written so
+  // that nothing wraps.
+  const recentHigh = replay.mostRecentHigh;
+  const recentLow = replay.mostRecentLow;
+  if (recentHigh > 0 || recentLow >= REPLAY_PROTECTION_BUFFER_SIZE) {
+    let limitLow = recentLow - REPLAY_PROTECTION_BUFFER_SIZE;
+    let limitHigh = recentHigh;
+    if (limitLow < 0) {
+      limitLow += TWO_32;
+      limitHigh -= 1;
+    }
+    if (high < limitHigh || (high === limitHigh && low <= limitLow)) {
+      return true;
+    }
+  }
+  const index = low & (REPLAY_PROTECTION_BUFFER_SIZE - 1);
+  if (replay.occupied[index] === 0) return false;
+  const storedHigh = replay.receivedHigh[index];
+  return storedHigh > high ||
+    (storedHigh === high && replay.receivedLow[index] >= low);
+}
+
+function advance(replay: ReplayProtection, low: number, high: number): void {
+  if (
+    high > replay.mostRecentHigh ||
+    (high === replay.mostRecentHigh && low > replay.mostRecentLow)
+  ) {
+    replay.mostRecentHigh = high;
+    replay.mostRecentLow = low;
+  }
+  const index = low & (REPLAY_PROTECTION_BUFFER_SIZE - 1);
+  replay.receivedLow[index] = low;
+  replay.receivedHigh[index] = high;
+  replay.occupied[index] = 1;
+}
+
+/**
+ * Whether a packet with this sequence must be dropped as a replay: it is 256
+ * or more behind the most recent, or its slot already holds it (or newer).
+ *
+ * @param replay The connection's replay protection.
+ * @param sequence The packet's sequence.
+ * @returns `true` to drop.
+ *
+ * @example
+ * ```ts
+ * import { createReplayProtection, replayAdvance, replayAlreadyReceived } from "./packet.ts";
+ * const replay = createReplayProtection();
+ * replayAdvance(replay, 1000);
+ * console.log(replayAlreadyReceived(replay, 1000), replayAlreadyReceived(replay, 744)); // true true
+ * ```
+ */
+export function replayAlreadyReceived(
+  replay: ReplayProtection,
+  sequence: Sequence,
+): boolean {
+  splitSequence(sequence);
+  return alreadyReceived(replay, sequenceLow, sequenceHigh);
+}
+
+/**
+ * Records a sequence as received (call only after the packet decrypted).
+ *
+ * @param replay The connection's replay protection.
+ * @param sequence The packet's sequence.
+ *
+ * @example
+ * ```ts
+ * import { createReplayProtection, replayAdvance } from "./packet.ts";
+ * replayAdvance(createReplayProtection(), 2n ** 64n - 1n);
+ * ```
+ */
+export function replayAdvance(
+  replay: ReplayProtection,
+  sequence: Sequence,
+): void {
+  splitSequence(sequence);
+  advance(replay, sequenceLow, sequenceHigh);
+}
+
+// ---------------------------------------------------------------------------
+// Reading.
+
+function readUint64(view: DataView, offset: number): bigint {
+  return view.getBigUint64(offset, true);
+}
+
+function versionInfoMatches(data: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < VERSION_INFO_BYTES; i++) {
+    if (data[offset + i] !== VERSION_INFO[i]) return false;
+  }
+  return true;
+}
+
+function readConnectionRequest(
+  data: Uint8Array,
+  options: ReadPacketOptions,
+): ConnectionRequestPacket | PacketDropReason {
+  if (data.length !== CONNECTION_REQUEST_PACKET_BYTES) {
+    return PacketDropReason.BAD_LENGTH;
+  }
+  const privateKey = options.privateKey;
+  if (privateKey === undefined) return PacketDropReason.NO_KEY;
+  if (!versionInfoMatches(data, 1)) return PacketDropReason.BAD_VERSION_INFO;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const protocolId = readUint64(view, 1 + VERSION_INFO_BYTES);
+  if (protocolId !== options.protocolId) {
+    return PacketDropReason.BAD_PROTOCOL_ID;
+  }
+  const expireTimestamp = readUint64(view, 1 + VERSION_INFO_BYTES + 8);
+  const now = options.currentTimestamp ?? Date.now() / 1000;
+  if (expireTimestamp <= now) return PacketDropReason.TOKEN_EXPIRED;
+  const nonceOffset = 1 + VERSION_INFO_BYTES + 16;
+  const tokenOffset = nonceOffset + CONNECT_TOKEN_NONCE_BYTES;
+  const tokenNonce = data.subarray(nonceOffset, tokenOffset);
+  tokenAdditionalDataView.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
+  tokenAdditionalDataView.setBigUint64(
+    VERSION_INFO_BYTES + 8,
+    expireTimestamp,
+    true,
+  );
+  const privateToken = new Uint8Array(CONNECT_TOKEN_PRIVATE_BYTES);
+  if (
+    !xchachaDecrypt(
+      data,
+      tokenOffset,
+      CONNECT_TOKEN_PRIVATE_BYTES,
+      tokenAdditionalData,
+      tokenAdditionalData.length,
+      tokenNonce,
+      privateKey,
+      privateToken,
+      0,
+    )
+  ) {
+    return PacketDropReason.DECRYPT_FAILED;
+  }
+  return {
+    type: CONNECTION_REQUEST_PACKET,
+    protocolId,
+    expireTimestamp,
+    nonce: tokenNonce,
+    encryptedPrivateToken: data.subarray(tokenOffset),
+    privateToken,
+  };
+}
+
+/**
+ * Reads one datagram, in the order of the standard: size, type, whether the
+ * type is allowed, sequence byte count, size again, replay protection,
+ * decryption, the decrypted size for the type; only then is the replay window
+ * advanced. Hostile input never throws: it returns the reason it was dropped.
+ *
+ * Connection requests are checked for exact size, version info, protocol id
+ * and expiry, and their private token is decrypted with
+ * {@linkcode ReadPacketOptions.privateKey}.
+ *
+ * @param data The datagram.
+ * @param options Protocol id, allowed types, keys and replay protection.
+ * @returns The packet, or a {@linkcode PacketDropReason}.
+ *
+ * @example
+ * ```ts
+ * import { ALL_PACKET_TYPES, PacketDropReason, readPacket } from "./packet.ts";
+ * const result = readPacket(new Uint8Array(10), { protocolId: 1n, allowedPackets: ALL_PACKET_TYPES });
+ * console.log(result === PacketDropReason.TOO_SMALL); // true
+ * ```
+ */
+export function readPacket(
+  data: Uint8Array,
+  options: ReadPacketOptions,
+): ReadPacket | PacketDropReason {
+  const length = data.length;
+  if (length < 1) return PacketDropReason.TOO_SMALL;
+  if (length > MAX_PACKET_BYTES) return PacketDropReason.BAD_LENGTH;
+  const prefix = data[0];
+  if (prefix === CONNECTION_REQUEST_PACKET) {
+    if ((options.allowedPackets & 1) === 0) {
+      return PacketDropReason.TYPE_NOT_ALLOWED;
+    }
+    return readConnectionRequest(data, options);
+  }
+  if (length < 1 + 1 + MAC_BYTES) return PacketDropReason.TOO_SMALL;
+  const type = prefix & 0xf;
+  if (type >= CONNECTION_NUM_PACKETS) return PacketDropReason.INVALID_TYPE;
+  if ((options.allowedPackets & (1 << type)) === 0) {
+    return PacketDropReason.TYPE_NOT_ALLOWED;
+  }
+  const sequenceBytes = prefix >> 4;
+  if (sequenceBytes < 1 || sequenceBytes > 8) {
+    return PacketDropReason.BAD_SEQUENCE_BYTES;
+  }
+  if (length < 1 + sequenceBytes + MAC_BYTES) {
+    return PacketDropReason.TOO_SMALL;
+  }
+  const key = options.readKey;
+  if (key === undefined) return PacketDropReason.NO_KEY;
+  let low = 0;
+  let high = 0;
+  for (let i = 0; i < sequenceBytes; i++) {
+    const byte = data[1 + i];
+    if (i < 4) low += byte * 2 ** (8 * i);
+    else high += byte * 2 ** (8 * (i - 4));
+  }
+  const replay = options.replayProtection;
+  const replayProtected = replay !== undefined &&
+    type >= CONNECTION_KEEP_ALIVE_PACKET;
+  if (replayProtected && alreadyReceived(replay, low, high)) {
+    return PacketDropReason.REPLAYED;
+  }
+  setProtocolId(options.protocolId);
+  additionalData[VERSION_INFO_BYTES + 8] = prefix;
+  setNonce(low, high);
+  const bodyOffset = 1 + sequenceBytes;
+  const encryptedBytes = length - bodyOffset;
+  if (
+    !chachaDecrypt(
+      data,
+      bodyOffset,
+      encryptedBytes,
+      additionalData,
+      additionalData.length,
+      nonce,
+      key,
+      plain,
+      0,
+    )
+  ) {
+    return PacketDropReason.DECRYPT_FAILED;
+  }
+  const decryptedBytes = encryptedBytes - MAC_BYTES;
+  const sequence = joinSequence(low, high);
+  let packet: ReadPacket;
+  switch (type) {
+    case CONNECTION_DENIED_PACKET:
+    case CONNECTION_DISCONNECT_PACKET:
+      if (decryptedBytes !== 0) return PacketDropReason.BAD_SIZE;
+      packet = { type, sequence };
+      break;
+    case CONNECTION_CHALLENGE_PACKET:
+    case CONNECTION_RESPONSE_PACKET:
+      if (decryptedBytes !== 8 + CHALLENGE_TOKEN_BYTES) {
+        return PacketDropReason.BAD_SIZE;
+      }
+      packet = {
+        type,
+        sequence,
+        challengeTokenSequence: readUint64(plainView, 0),
+        challengeTokenData: plain.slice(8, 8 + CHALLENGE_TOKEN_BYTES),
+      };
+      break;
+    case CONNECTION_KEEP_ALIVE_PACKET:
+      if (decryptedBytes !== 8) return PacketDropReason.BAD_SIZE;
+      packet = {
+        type,
+        sequence,
+        clientIndex: plainView.getUint32(0, true),
+        maxClients: plainView.getUint32(4, true),
+      };
+      break;
+    default: // CONNECTION_PAYLOAD_PACKET
+      if (decryptedBytes < 1 || decryptedBytes > MAX_PAYLOAD_BYTES) {
+        return PacketDropReason.BAD_SIZE;
+      }
+      packet = {
+        type: CONNECTION_PAYLOAD_PACKET,
+        sequence,
+        payload: plain.slice(0, decryptedBytes),
+      };
+  }
+  if (replayProtected) advance(replay, low, high);
+  return packet;
+}
