@@ -305,7 +305,9 @@ export function writeAddress(
   if (isIpv6(address)) {
     const groups = parseIpv6(address.hostname);
     if (!groups) {
-      throw new TypeError(`Cannot write address: bad IPv6 "${address.hostname}"`);
+      throw new TypeError(
+        `Cannot write address: bad IPv6 "${address.hostname}"`,
+      );
     }
     view.setUint8(offset++, ADDRESS_IPV6);
     for (const group of groups) {
@@ -315,7 +317,9 @@ export function writeAddress(
   } else {
     const octets = parseIpv4(address.hostname);
     if (!octets) {
-      throw new TypeError(`Cannot write address: bad IPv4 "${address.hostname}"`);
+      throw new TypeError(
+        `Cannot write address: bad IPv4 "${address.hostname}"`,
+      );
     }
     view.setUint8(offset++, ADDRESS_IPV4);
     for (const octet of octets) view.setUint8(offset++, octet);
@@ -356,7 +360,9 @@ export function readAddress(
   if (type === ADDRESS_IPV6) {
     if (offset + 18 > view.byteLength) return undefined;
     const groups: number[] = [];
-    for (let i = 0; i < 8; i++) groups.push(view.getUint16(offset + 2 * i, true));
+    for (let i = 0; i < 8; i++) {
+      groups.push(view.getUint16(offset + 2 * i, true));
+    }
     const port = view.getUint16(offset + 16, true);
     return {
       address: { hostname: formatIpv6Groups(groups), port },

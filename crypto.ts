@@ -134,7 +134,9 @@ function checkCall(
       }`,
     );
   }
-  if (additionalDataLength < 0 || additionalDataLength > MAX_ADDITIONAL_DATA_BYTES) {
+  if (
+    additionalDataLength < 0 || additionalDataLength > MAX_ADDITIONAL_DATA_BYTES
+  ) {
     throw new RangeError(
       `Cannot use ${additionalDataLength} bytes of associated data: the limit is ${MAX_ADDITIONAL_DATA_BYTES}`,
     );
@@ -190,7 +192,10 @@ function encrypt(
     );
   }
   const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
-  heap.set(source.subarray(sourceOffset, sourceOffset + length), messagePointer);
+  heap.set(
+    source.subarray(sourceOffset, sourceOffset + length),
+    messagePointer,
+  );
   const aead = construction === CHACHA
     ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
     : lib._crypto_aead_xchacha20poly1305_ietf_encrypt;
@@ -240,7 +245,10 @@ function decrypt(
     );
   }
   const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
-  heap.set(source.subarray(sourceOffset, sourceOffset + length), messagePointer);
+  heap.set(
+    source.subarray(sourceOffset, sourceOffset + length),
+    messagePointer,
+  );
   const aead = construction === CHACHA
     ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
     : lib._crypto_aead_xchacha20poly1305_ietf_decrypt;

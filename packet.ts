@@ -59,7 +59,7 @@ export const CONNECT_TOKEN_BYTES = 2048;
 /** Bytes of the encrypted private connect token (1008 + 16 MAC). */
 export const CONNECT_TOKEN_PRIVATE_BYTES = 1024;
 /** Bytes of the connect token's XChaCha20 nonce. */
-export const CONNECT_TOKEN_NONCE_BYTES = XCHACHA_NONCE_BYTES;
+export const CONNECT_TOKEN_NONCE_BYTES: number = XCHACHA_NONCE_BYTES;
 /** Bytes of the encrypted challenge token (284 + 16 MAC). */
 export const CHALLENGE_TOKEN_BYTES = 300;
 /** Bytes of user data carried in a connect token. */
@@ -69,8 +69,15 @@ export const MAX_PAYLOAD_BYTES = 1200;
 /** Largest datagram netcode sends or accepts. */
 export const MAX_PACKET_BYTES = 1300;
 /** Exact size of a connection request packet. */
-export const CONNECTION_REQUEST_PACKET_BYTES = 1 + VERSION_INFO_BYTES + 8 + 8 +
+export const CONNECTION_REQUEST_PACKET_BYTES: number = 1 + VERSION_INFO_BYTES +
+  8 + 8 +
   CONNECT_TOKEN_NONCE_BYTES + CONNECT_TOKEN_PRIVATE_BYTES;
+/** Keep-alives, requests and responses are sent at this rate (Hz). */
+export const PACKET_SEND_RATE = 10;
+/** Redundant disconnect packets sent when a side disconnects on purpose. */
+export const NUM_DISCONNECT_PACKETS = 10;
+/** Payloads queued per connection before new ones are dropped unread. */
+export const PACKET_QUEUE_SIZE = 256;
 /** Sequences remembered by replay protection. */
 export const REPLAY_PROTECTION_BUFFER_SIZE = 256;
 
@@ -149,6 +156,41 @@ export const PACKET_DROP_REASON_NAMES: readonly string[] = [
   "decryptFailed",
   "badSize",
 ];
+
+/** Counters by packet type name, as kept in server and client stats. */
+export type PacketTypeCounters = Record<
+  | "connectionRequest"
+  | "connectionDenied"
+  | "connectionChallenge"
+  | "connectionResponse"
+  | "keepAlive"
+  | "payload"
+  | "disconnect",
+  number
+>;
+
+/**
+ * Zeroed counters, one per packet type.
+ *
+ * @returns A new counters object.
+ *
+ * @example
+ * ```ts
+ * import { createPacketTypeCounters } from "./packet.ts";
+ * console.log(createPacketTypeCounters().payload); // 0
+ * ```
+ */
+export function createPacketTypeCounters(): PacketTypeCounters {
+  return {
+    connectionRequest: 0,
+    connectionDenied: 0,
+    connectionChallenge: 0,
+    connectionResponse: 0,
+    keepAlive: 0,
+    payload: 0,
+    disconnect: 0,
+  };
+}
 
 /** A sequence number: a `number` below 2^53 or a `bigint` up to 2^64 - 1. */
 export type Sequence = number | bigint;
@@ -321,7 +363,9 @@ function bytesOf32(value: number): number {
  */
 export function sequenceBytesRequired(sequence: Sequence): number {
   splitSequence(sequence);
-  return sequenceHigh !== 0 ? 4 + bytesOf32(sequenceHigh) : bytesOf32(sequenceLow);
+  return sequenceHigh !== 0
+    ? 4 + bytesOf32(sequenceHigh)
+    : bytesOf32(sequenceLow);
 }
 
 // ---------------------------------------------------------------------------
@@ -367,7 +411,10 @@ function setNonce(low: number, high: number): void {
  * console.log(writeSequenceNonce(new Uint8Array(12), 1)); // Uint8Array(12) [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
  * ```
  */
-export function writeSequenceNonce(out: Uint8Array, sequence: Sequence): Uint8Array {
+export function writeSequenceNonce(
+  out: Uint8Array,
+  sequence: Sequence,
+): Uint8Array {
   splitSequence(sequence);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(0, 0, true);
@@ -379,7 +426,9 @@ export function writeSequenceNonce(out: Uint8Array, sequence: Sequence): Uint8Ar
 function checkProtocolId(protocolId: bigint): void {
   if (typeof protocolId !== "bigint" || protocolId < 0n || protocolId >> 64n) {
     throw new TypeError(
-      `Cannot use protocol id ${String(protocolId)}: expected a bigint 0..2^64-1`,
+      `Cannot use protocol id ${
+        String(protocolId)
+      }: expected a bigint 0..2^64-1`,
     );
   }
 }
@@ -450,7 +499,11 @@ export function writeConnectionRequestPacket(
 }
 
 /** Writes prefix and sequence; returns the offset of the encrypted part. */
-function writeHeader(out: Uint8Array, type: number, sequence: Sequence): number {
+function writeHeader(
+  out: Uint8Array,
+  type: number,
+  sequence: Sequence,
+): number {
   splitSequence(sequence);
   const sequenceBytes = sequenceHigh !== 0
     ? 4 + bytesOf32(sequenceHigh)
@@ -619,7 +672,9 @@ export function writePacket(
     }
     default:
       throw new TypeError(
-        `Cannot write packet: type ${(packet as { type: unknown }).type} is not an encrypted packet type`,
+        `Cannot write packet: type ${
+          (packet as { type: unknown }).type
+        } is not an encrypted packet type`,
       );
   }
 }

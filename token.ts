@@ -153,7 +153,9 @@ function toAddresses(
   what: string,
 ): Address[] {
   if (!Array.isArray(list)) {
-    throw new TypeError(`Cannot generate connect token: ${what} is not an array`);
+    throw new TypeError(
+      `Cannot generate connect token: ${what} is not an array`,
+    );
   }
   if (list.length < 1 || list.length > MAX_SERVERS_PER_CONNECT) {
     throw new RangeError(
@@ -266,9 +268,15 @@ export function writePrivateConnectToken(
   view.setBigUint64(0, checkBigUint64(token.clientId, "client id"), true);
   view.setInt32(8, token.timeoutSeconds, true);
   let offset = writeAddressList(view, 12, token.serverAddresses);
-  out.set(checkBytes(token.clientToServerKey, KEY_BYTES, "client-to-server key"), offset);
+  out.set(
+    checkBytes(token.clientToServerKey, KEY_BYTES, "client-to-server key"),
+    offset,
+  );
   offset += KEY_BYTES;
-  out.set(checkBytes(token.serverToClientKey, KEY_BYTES, "server-to-client key"), offset);
+  out.set(
+    checkBytes(token.serverToClientKey, KEY_BYTES, "server-to-client key"),
+    offset,
+  );
   offset += KEY_BYTES;
   out.set(checkBytes(token.userData, USER_DATA_BYTES, "user data"), offset);
   return out;
@@ -378,7 +386,9 @@ export function readPrivateConnectToken(
   const list = readAddressList(view, 12);
   if (!list) return undefined;
   let offset = list.offset;
-  if (offset + 2 * KEY_BYTES + USER_DATA_BYTES > buffer.length) return undefined;
+  if (offset + 2 * KEY_BYTES + USER_DATA_BYTES > buffer.length) {
+    return undefined;
+  }
   const clientToServerKey = buffer.slice(offset, offset + KEY_BYTES);
   offset += KEY_BYTES;
   const serverToClientKey = buffer.slice(offset, offset + KEY_BYTES);
@@ -423,22 +433,44 @@ export function writeConnectToken(token: ConnectToken): Uint8Array {
   const view = viewOf(out);
   out.set(VERSION_INFO, 0);
   let offset = VERSION_INFO_BYTES;
-  view.setBigUint64(offset, checkBigUint64(token.protocolId, "protocol id"), true);
-  view.setBigUint64(offset + 8, checkBigUint64(token.createTimestamp, "create timestamp"), true);
-  view.setBigUint64(offset + 16, checkBigUint64(token.expireTimestamp, "expire timestamp"), true);
+  view.setBigUint64(
+    offset,
+    checkBigUint64(token.protocolId, "protocol id"),
+    true,
+  );
+  view.setBigUint64(
+    offset + 8,
+    checkBigUint64(token.createTimestamp, "create timestamp"),
+    true,
+  );
+  view.setBigUint64(
+    offset + 16,
+    checkBigUint64(token.expireTimestamp, "expire timestamp"),
+    true,
+  );
   offset += 24;
   out.set(checkBytes(token.nonce, CONNECT_TOKEN_NONCE_BYTES, "nonce"), offset);
   offset += CONNECT_TOKEN_NONCE_BYTES;
   out.set(
-    checkBytes(token.encryptedPrivateToken, CONNECT_TOKEN_PRIVATE_BYTES, "private connect token"),
+    checkBytes(
+      token.encryptedPrivateToken,
+      CONNECT_TOKEN_PRIVATE_BYTES,
+      "private connect token",
+    ),
     offset,
   );
   offset += CONNECT_TOKEN_PRIVATE_BYTES;
   view.setInt32(offset, token.timeoutSeconds, true);
   offset = writeAddressList(view, offset + 4, token.serverAddresses);
-  out.set(checkBytes(token.clientToServerKey, KEY_BYTES, "client-to-server key"), offset);
+  out.set(
+    checkBytes(token.clientToServerKey, KEY_BYTES, "client-to-server key"),
+    offset,
+  );
   offset += KEY_BYTES;
-  out.set(checkBytes(token.serverToClientKey, KEY_BYTES, "server-to-client key"), offset);
+  out.set(
+    checkBytes(token.serverToClientKey, KEY_BYTES, "server-to-client key"),
+    offset,
+  );
   return out;
 }
 
@@ -522,9 +554,14 @@ export function generateConnectToken(
   options: GenerateConnectTokenOptions,
 ): Uint8Array {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot generate connect token: options is not an object");
+    throw new TypeError(
+      "Cannot generate connect token: options is not an object",
+    );
   }
-  const publicAddresses = toAddresses(options.serverAddresses, "server addresses");
+  const publicAddresses = toAddresses(
+    options.serverAddresses,
+    "server addresses",
+  );
   const internalAddresses = options.internalServerAddresses === undefined
     ? publicAddresses
     : toAddresses(options.internalServerAddresses, "internal server addresses");
@@ -569,7 +606,9 @@ export function generateConnectToken(
   }
   const now = options.now ?? Date.now() / 1000;
   if (!Number.isFinite(now) || now < 0) {
-    throw new RangeError(`Cannot generate connect token: now ${now} is not a time`);
+    throw new RangeError(
+      `Cannot generate connect token: now ${now} is not a time`,
+    );
   }
   const createTimestamp = BigInt(Math.floor(now));
   const expireTimestamp = expireSeconds >= 0
@@ -627,7 +666,11 @@ export function generateConnectToken(
  */
 export function writeChallengeToken(token: ChallengeToken): Uint8Array {
   const out = new Uint8Array(CHALLENGE_TOKEN_BYTES);
-  viewOf(out).setBigUint64(0, checkBigUint64(token.clientId, "client id"), true);
+  viewOf(out).setBigUint64(
+    0,
+    checkBigUint64(token.clientId, "client id"),
+    true,
+  );
   out.set(checkBytes(token.userData, USER_DATA_BYTES, "user data"), 8);
   return out;
 }

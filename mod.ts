@@ -1,0 +1,78 @@
+/**
+ * netcode: connection-oriented, encrypted and signed UDP between game
+ * clients and dedicated servers, wire-compatible with the netcode 1.02 C
+ * reference implementation.
+ *
+ * Three parts work together:
+ *
+ * - A **web backend** authenticates players and calls
+ *   {@linkcode generateConnectToken} with the servers' private key.
+ * - **Dedicated servers** ({@linkcode createServer}) accept only clients
+ *   holding a valid, unexpired token.
+ * - **Clients** ({@linkcode createClient}) connect with the token and
+ *   exchange payloads of up to 1200 bytes.
+ *
+ * Servers and clients never read a clock: call `update(now)` every tick with
+ * monotonic seconds. They run over real UDP by default (`Deno.listenDatagram`,
+ * which needs `--unstable-net` in Deno 2.9) or over any
+ * {@linkcode DatagramSocket}, such as the seeded in-memory
+ * {@linkcode createNetworkSimulator}.
+ *
+ * @example Connect a client and echo a payload, on the simulator
+ * ```ts
+ * import {
+ *   ClientState,
+ *   createClient,
+ *   createNetworkSimulator,
+ *   createServer,
+ *   generateConnectToken,
+ *   generateKey,
+ * } from "./mod.ts";
+ *
+ * const protocolId = 0x1122334455667788n;
+ * const privateKey = generateKey(); // shared by the backend and the servers
+ * const network = createNetworkSimulator({ latencyMs: 20 });
+ *
+ * using server = createServer({
+ *   address: "127.0.0.1:40000",
+ *   protocolId,
+ *   privateKey,
+ *   socket: network.createSocket("127.0.0.1:40000"),
+ * });
+ * using client = createClient({ socket: network.createSocket("127.0.0.1:50000") });
+ *
+ * // The backend's job: a token for an authenticated player.
+ * const token = generateConnectToken({
+ *   serverAddresses: ["127.0.0.1:40000"],
+ *   clientId: 42n,
+ *   protocolId,
+ *   privateKey,
+ * });
+ * client.connect(token);
+ *
+ * let echoed: Uint8Array | undefined;
+ * for (let tick = 1; tick <= 120 && !echoed; tick++) {
+ *   const now = tick / 60;
+ *   network.update(now);
+ *   client.update(now);
+ *   server.update(now);
+ *   if (client.state === ClientState.CONNECTED) client.send(new Uint8Array([1, 2, 3]));
+ *   for (let i = 0; i < server.maxClients; i++) {
+ *     for (let p = server.receive(i); p; p = server.receive(i)) server.send(i, p);
+ *   }
+ *   echoed = client.receive();
+ * }
+ * console.log(echoed); // Uint8Array(3) [ 1, 2, 3 ]
+ * ```
+ *
+ * @module
+ */
+
+export * from "./address.ts";
+export * from "./crypto.ts";
+export * from "./packet.ts";
+export * from "./token.ts";
+export * from "./socket.ts";
+export * from "./simulator.ts";
+export * from "./server.ts";
+export * from "./client.ts";
