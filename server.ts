@@ -90,6 +90,9 @@ export const MAX_CLIENTS_LIMIT = 16384;
  */
 export const PENDING_CONNECTION_SECONDS = 10;
 
+/** Connection requests decrypted per update by default; more are shed. */
+export const DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE = 64;
+
 const GLOBAL_SEQUENCE_START = 1n << 63n;
 
 /** Why a client left its slot. */
@@ -109,7 +112,7 @@ export interface ServerStats {
    * `decryptFailed`, `replayed`, ...) and the server's own (`invalidToken`,
    * `serverAddressNotInToken`, `clientIdConnected`, `tokenReused`,
    * `pendingConnectionsFull`, `challengeTokenInvalid`, `notRunning`,
-   * `receiveQueueFull`).
+   * `receiveQueueFull`, `connectionRequestsShed`).
    */
   readonly dropped: Record<string, number>;
 }
@@ -136,6 +139,15 @@ export interface ServerOptions {
    * @default {UDP sockets on `address`}
    */
   socket?: DatagramSocket;
+  /**
+   * Connection requests processed per update. Each costs an XChaCha20
+   * decryption of the 1 KB private token, the only expensive thing an
+   * unauthenticated sender can ask for; requests past this budget are dropped
+   * unread and counted in `stats.dropped.connectionRequestsShed`, so a flood
+   * of requests costs at most this many decryptions a tick.
+   * @default {64}
+   */
+  maxConnectionRequestsPerUpdate?: number;
   /**
    * The current unix time in seconds, read once per update to check connect
    * token expiry.
@@ -172,6 +184,13 @@ export interface Server {
   readonly numConnectedClients: number;
   /** The time of the last update, in the caller's seconds. */
   readonly time: number;
+  /**
+   * Connections challenged but not yet connected (at most 4 x max clients);
+   * each holds the address's encryption keys until it connects or expires.
+   */
+  readonly numPendingConnections: number;
+  /** Connect token MACs remembered against reuse (at most 8 x max clients). */
+  readonly numTokenHistoryEntries: number;
   /** Counters of packets in, out and dropped. */
   readonly stats: ServerStats;
   /**
@@ -359,6 +378,14 @@ export function createServer(options: ServerOptions): Server {
     }));
   }
   const unixTime = options.unixTime ?? (() => Date.now() / 1000);
+  const maxRequestsPerUpdate = options.maxConnectionRequestsPerUpdate ??
+    DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE;
+  if (!Number.isInteger(maxRequestsPerUpdate) || maxRequestsPerUpdate < 0) {
+    throw new RangeError(
+      `Cannot create server: max connection requests per update ${maxRequestsPerUpdate} is not a non-negative integer`,
+    );
+  }
+  let requestsThisUpdate = 0;
   const { onConnect, onDisconnect, sendLoopbackPacket } = options;
 
   const stats: ServerStats = {
@@ -376,6 +403,7 @@ export function createServer(options: ServerOptions): Server {
         "challengeTokenInvalid",
         "notRunning",
         "receiveQueueFull",
+        "connectionRequestsShed",
       ].map((name) => [name, 0]),
     ),
   };
@@ -777,6 +805,13 @@ export function createServer(options: ServerOptions): Server {
       readOptions.readKey = receiveKeys[clientIndex];
       readOptions.replayProtection = replay[clientIndex];
     } else {
+      if (data[0] === CONNECTION_REQUEST_PACKET) {
+        if (requestsThisUpdate >= maxRequestsPerUpdate) {
+          dropped.connectionRequestsShed++;
+          return;
+        }
+        requestsThisUpdate++;
+      }
       entry = pending.get(fromKey);
       if (entry !== undefined && pendingExpired(entry, time)) {
         pending.delete(fromKey);
@@ -834,6 +869,7 @@ export function createServer(options: ServerOptions): Server {
     time = now;
     // Receive.
     readOptions.currentTimestamp = unixTime();
+    requestsThisUpdate = 0;
     for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
       if (!running) {
         dropped.notRunning++;
@@ -1022,6 +1058,12 @@ export function createServer(options: ServerOptions): Server {
     },
     get time() {
       return time;
+    },
+    get numPendingConnections() {
+      return pending.size;
+    },
+    get numTokenHistoryEntries() {
+      return tokenHistory.size;
     },
     stats,
     start,

@@ -86,6 +86,7 @@ export function createWorld(
     jitterMs?: number;
     packetLossPercent?: number;
     duplicatePercent?: number;
+    maxQueue?: number;
     server?: Partial<ServerOptions>;
     serverAddress?: string;
   } = {},
@@ -96,6 +97,7 @@ export function createWorld(
     jitterMs: options.jitterMs ?? 0,
     packetLossPercent: options.packetLossPercent ?? 0,
     duplicatePercent: options.duplicatePercent ?? 0,
+    maxQueue: options.maxQueue,
   });
   const serverAddress = options.serverAddress ?? "127.0.0.1:40000";
   const serverSocket = tap(network.createSocket(serverAddress));
