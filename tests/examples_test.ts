@@ -1,0 +1,387 @@
+// The examples, in process: the web backend's handler (no network, injected
+// clock), the flag parsers, and the echo server, client and demo over
+// loopback UDP on ports the system picks. Every run is bounded.
+
+import {
+  assert,
+  assertEquals,
+  assertGreater,
+  assertNotEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "./_assert.ts";
+import { formatAddress } from "../address.ts";
+import { generateKey } from "../crypto.ts";
+import {
+  decryptPrivateConnectToken,
+  generateConnectToken,
+  readConnectToken,
+  readPrivateConnectToken,
+} from "../token.ts";
+import {
+  isUsageError,
+  parseAddressFlag,
+  parseFlags,
+  parseHexFlag,
+  parseIntegerFlag,
+  parseKeyFlag,
+  parseUint64Flag,
+} from "../examples/_args.ts";
+import { percentile } from "../examples/_common.ts";
+import {
+  type BackendOptions,
+  clientIdForUser,
+  createBackendHandler,
+} from "../examples/backend.ts";
+import { runEchoClient } from "../examples/client.ts";
+import { runDemo } from "../examples/demo.ts";
+import { startEchoServer } from "../examples/server.ts";
+
+const PROTOCOL_ID = 0x1122334455667788n;
+const SERVERS = ["127.0.0.1:40000", "[::1]:40000"];
+const START_MS = 1_800_000_000_000;
+
+function backend(overrides: Partial<BackendOptions> = {}) {
+  const clock = { ms: START_MS };
+  const lines: string[] = [];
+  const privateKey = generateKey();
+  const handler = createBackendHandler({
+    serverAddresses: SERVERS,
+    protocolId: PROTOCOL_ID,
+    privateKey,
+    now: () => clock.ms,
+    log: (line) => lines.push(line),
+    ...overrides,
+  });
+  return { handler, clock, lines, privateKey };
+}
+
+function request(
+  credential?: string,
+  init: { method?: string; path?: string } = {},
+): Request {
+  return new Request(`http://127.0.0.1:8080${init.path ?? "/token"}`, {
+    method: init.method ?? "POST",
+    headers: credential === undefined
+      ? {}
+      : { authorization: `Bearer ${credential}` },
+  });
+}
+
+function from(hostname: string) {
+  return {
+    remoteAddr: { transport: "tcp" as const, hostname, port: 54321 },
+  };
+}
+
+Deno.test("backend answers 401 without a credential", async () => {
+  const { handler } = backend();
+  const response = await handler(request(), from("127.0.0.1"));
+  assertEquals(response.status, 401);
+  assertEquals(
+    response.headers.get("www-authenticate"),
+    'Bearer realm="netcode"',
+  );
+  assertStringIncludes((await response.json()).error, "Bearer");
+});
+
+Deno.test("backend answers 401 for an unknown credential", async () => {
+  const { handler, lines } = backend();
+  for (const credential of ["dev-mallory", "alice", "dev-alice-x"]) {
+    const response = await handler(request(credential), from("127.0.0.1"));
+    assertEquals(response.status, 401);
+    assertEquals((await response.json()).error, "unknown credential");
+  }
+  // The credential is not logged.
+  assert(lines.every((line) => !line.includes("mallory")));
+});
+
+Deno.test("backend issues a token for the configured servers", async () => {
+  const { handler, privateKey, lines } = backend({
+    expireSeconds: 45,
+    timeoutSeconds: 7,
+  });
+  const response = await handler(request("dev-alice"), from("127.0.0.1"));
+  assertEquals(response.status, 200);
+  assertEquals(response.headers.get("content-type"), "application/json");
+  assertEquals(response.headers.get("cache-control"), "no-store");
+  const body = await response.json();
+  assertEquals(body.user, "alice");
+  assertEquals(body.servers, SERVERS);
+  assertEquals(body.expiresAt, START_MS / 1000 + 45);
+  assertEquals(BigInt(body.clientId), await clientIdForUser("alice"));
+
+  const bytes = Uint8Array.fromBase64(body.connectToken);
+  assertEquals(bytes.length, 2048);
+  const token = readConnectToken(bytes);
+  assert(token, "readConnectToken accepts the token");
+  assertEquals(token.serverAddresses.map(formatAddress), SERVERS);
+  assertEquals(token.protocolId, PROTOCOL_ID);
+  assertEquals(token.createTimestamp, BigInt(START_MS / 1000));
+  assertEquals(token.expireTimestamp, BigInt(START_MS / 1000 + 45));
+  assertEquals(token.timeoutSeconds, 7);
+
+  // The private part opens with the private key and names the user's id.
+  const encrypted = token.encryptedPrivateToken.slice();
+  assert(
+    decryptPrivateConnectToken(
+      encrypted,
+      token.protocolId,
+      token.expireTimestamp,
+      token.nonce,
+      privateKey,
+    ),
+  );
+  const privateToken = readPrivateConnectToken(encrypted);
+  assertEquals(privateToken?.clientId, await clientIdForUser("alice"));
+  assertEquals(privateToken?.serverAddresses.map(formatAddress), SERVERS);
+
+  // The private key is never logged.
+  const keyHex = privateKey.toHex();
+  assertEquals(lines.filter((line) => line.includes(keyHex)), []);
+  assertEquals(lines.length, 1);
+  assertStringIncludes(lines[0], "alice");
+});
+
+Deno.test("backend gives each user their own client id", async () => {
+  const { handler } = backend();
+  const ids = new Map<string, string>();
+  for (const credential of ["dev-alice", "dev-bob", "dev-carol", "dev-alice"]) {
+    const response = await handler(request(credential), from("127.0.0.1"));
+    const body = await response.json();
+    if (ids.has(body.user)) assertEquals(ids.get(body.user), body.clientId);
+    ids.set(body.user, body.clientId);
+  }
+  assertEquals(ids.size, 3);
+  assertEquals(new Set(ids.values()).size, 3);
+  assertNotEquals(
+    await clientIdForUser("alice"),
+    await clientIdForUser("bob"),
+  );
+  // First 8 bytes of SHA-256("alice"), big-endian.
+  assertEquals(await clientIdForUser("alice"), 0x2bd806c97f0e00afn);
+});
+
+Deno.test("backend rate-limits each IP with 429 and Retry-After", async () => {
+  const { handler, clock } = backend({ rateLimitPerMinute: 3 });
+  for (let i = 0; i < 3; i++) {
+    const response = await handler(request("dev-bob"), from("127.0.0.1"));
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+  }
+  const limited = await handler(request("dev-bob"), from("127.0.0.1"));
+  assertEquals(limited.status, 429);
+  assertEquals(limited.headers.get("retry-after"), "20"); // 3 a minute
+  assertEquals((await limited.json()).error, "too many requests");
+  // Failed requests count too, so credentials cannot be guessed quickly.
+  const guessing = await handler(request("dev-eve"), from("127.0.0.1"));
+  assertEquals(guessing.status, 429);
+  await guessing.body?.cancel();
+
+  // Another IP has its own budget.
+  const other = await handler(request("dev-bob"), from("10.0.0.2"));
+  assertEquals(other.status, 200);
+  await other.body?.cancel();
+
+  // The budget refills with time.
+  clock.ms += 19_000;
+  const early = await handler(request("dev-bob"), from("127.0.0.1"));
+  assertEquals(early.status, 429);
+  assertEquals(early.headers.get("retry-after"), "1");
+  await early.body?.cancel();
+  clock.ms += 1_000;
+  const later = await handler(request("dev-bob"), from("127.0.0.1"));
+  assertEquals(later.status, 200);
+  await later.body?.cancel();
+});
+
+Deno.test("backend answers 404 and 405 off its one route", async () => {
+  const { handler } = backend();
+  const notFound = await handler(
+    request("dev-alice", { path: "/other" }),
+    from("127.0.0.1"),
+  );
+  assertEquals(notFound.status, 404);
+  await notFound.body?.cancel();
+  const wrongMethod = await handler(
+    request("dev-alice", { method: "GET" }),
+    from("127.0.0.1"),
+  );
+  assertEquals(wrongMethod.status, 405);
+  assertEquals(wrongMethod.headers.get("allow"), "POST");
+  await wrongMethod.body?.cancel();
+});
+
+Deno.test("backend refuses a bad configuration at once", () => {
+  assertThrows(() => backend({ privateKey: new Uint8Array(16) }), RangeError);
+  assertThrows(() => backend({ serverAddresses: ["nowhere"] }), TypeError);
+});
+
+Deno.test("flag parsers accept good values and name the flag otherwise", () => {
+  assertEquals(parseUint64Flag("--id", "0x1122334455667788"), PROTOCOL_ID);
+  assertEquals(parseUint64Flag("--id", "1234605616436508552"), PROTOCOL_ID);
+  assertEquals(parseUint64Flag("--id", "0xffffffffffffffff"), 2n ** 64n - 1n);
+  for (const bad of ["", "-1", "0x", "12a", "0x10000000000000000"]) {
+    const error = assertThrows(() => parseUint64Flag("--id", bad));
+    assert(isUsageError(error));
+    assertStringIncludes(error.message, "--id");
+  }
+  assertEquals(parseIntegerFlag("--n", "42", 0, 100), 42);
+  assertThrows(() => parseIntegerFlag("--n", "4.5", 0, 100), Error, "--n");
+  assertThrows(() => parseIntegerFlag("--n", "101", 0, 100), Error, "0..100");
+  assertEquals(parseKeyFlag("--key", "ab".repeat(32)).length, 32);
+  const secret = "g".repeat(64);
+  const error = assertThrows(() => parseKeyFlag("--key", secret));
+  assert(!error.message.includes(secret), "the message hides the value");
+  assertEquals(parseHexFlag("--data", "0x0102", 4), new Uint8Array([1, 2]));
+  assertThrows(() => parseHexFlag("--data", "010203", 2), Error, "2 allowed");
+  assertEquals(parseAddressFlag("--server", "[::1]:5").hostname, "::1");
+  assertThrows(
+    () => parseAddressFlag("--server", "127.0.0.1"),
+    Error,
+    "needs a port",
+  );
+  assertEquals(parseAddressFlag("--address", "127.0.0.1:0", true).port, 0);
+
+  const spec = { a: { type: "string" }, b: { type: "boolean" } } as const;
+  assertEquals({ ...parseFlags(["--a", "x", "--b"], spec) }, {
+    a: "x",
+    b: true,
+  });
+  assertThrows(() => parseFlags(["--c"], spec), Error, "unknown flag --c");
+  assertThrows(() => parseFlags(["x"], spec), Error, 'unexpected argument "x"');
+  assertThrows(() => parseFlags(["--a"], spec), Error, "--a");
+});
+
+Deno.test("percentile takes the nearest rank", () => {
+  assert(Number.isNaN(percentile([], 50)));
+  assertEquals(percentile([5], 99), 5);
+  const values = Array.from({ length: 100 }, (_, i) => i + 1);
+  assertEquals(percentile(values, 50), 50);
+  assertEquals(percentile(values, 99), 99);
+  assertEquals(percentile(values, 100), 100);
+});
+
+Deno.test("echo server and client exchange payloads over loopback UDP", async () => {
+  const privateKey = generateKey();
+  const lines: string[] = [];
+  const echo = startEchoServer({
+    addresses: ["127.0.0.1:0"],
+    privateKey,
+    maxClients: 4,
+    metricsPort: 0,
+    statsIntervalSeconds: 0,
+    durationSeconds: 20, // bound, in case the test fails half-way
+    log: (line) => lines.push(line),
+  });
+  try {
+    const token = generateConnectToken({
+      serverAddresses: echo.addresses,
+      clientId: 7n,
+      protocolId: PROTOCOL_ID,
+      privateKey,
+    });
+    const report = await runEchoClient({
+      token,
+      packets: 30,
+      size: 1200,
+      timeoutSeconds: 10,
+      log: () => {},
+    });
+    assert(report.ok, report.failure);
+    assertEquals(report.echoed, 30);
+    assertEquals(report.lost, 0);
+    assertEquals(report.corrupt, 0);
+    assertEquals(report.finalStateName, "connected");
+    assertGreater(report.connectMs, 0);
+    assert(report.rttP50Ms <= report.rttP99Ms);
+    assertEquals(echo.counters.payloadsEchoed, 30);
+    assertEquals(echo.counters.bytesEchoed, 30 * 1200);
+
+    assert(echo.metricsUrl);
+    const metrics = await (await fetch(echo.metricsUrl)).text();
+    assertStringIncludes(metrics, "# TYPE netcode_server_clients gauge");
+    assertStringIncludes(metrics, "netcode_server_payloads_echoed_total 30");
+    assertStringIncludes(
+      metrics,
+      'netcode_server_packets_received_total{type="payload"} 30',
+    );
+    assertStringIncludes(metrics, "netcode_server_connects_total 1");
+    const notFound = await fetch(echo.metricsUrl.replace("/metrics", "/x"));
+    assertEquals(notFound.status, 404);
+    await notFound.body?.cancel();
+  } finally {
+    await echo.stop();
+  }
+  const connect = lines.find((line) => line.startsWith("connect:"));
+  assertStringIncludes(connect ?? "", "client 0x0000000000000007");
+  const disconnect = lines.find((line) => line.startsWith("disconnect:"));
+  assertStringIncludes(disconnect ?? "", "client disconnected, echoed 30");
+  assertStringIncludes(lines.at(-1)!, "stopped after");
+});
+
+Deno.test("echo server disconnects its clients when it stops", async () => {
+  const privateKey = generateKey();
+  const echo = startEchoServer({
+    addresses: ["127.0.0.1:0"],
+    privateKey,
+    statsIntervalSeconds: 0,
+    durationSeconds: 20,
+    log: () => {},
+  });
+  const token = generateConnectToken({
+    serverAddresses: echo.addresses,
+    clientId: 8n,
+    protocolId: PROTOCOL_ID,
+    privateKey,
+  });
+  const running = runEchoClient({
+    token,
+    packets: 10_000,
+    timeoutSeconds: 10,
+    log: () => {},
+  });
+  while (echo.counters.payloadsEchoed < 5) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await echo.stop("test");
+  const report = await running;
+  assert(!report.ok);
+  // Told by the disconnect packets, not by a 5 s timeout.
+  assertEquals(report.failure, "connection lost: disconnected");
+  assertEquals(echo.counters.disconnects.serverDisconnected, 1);
+});
+
+Deno.test("echo client fails with the client state when nobody answers", async () => {
+  const token = generateConnectToken({
+    serverAddresses: ["127.0.0.1:9"], // discard port: nobody answers
+    clientId: 9n,
+    protocolId: PROTOCOL_ID,
+    privateKey: generateKey(),
+    timeoutSeconds: 1,
+  });
+  const report = await runEchoClient({ token, packets: 5, log: () => {} });
+  assert(!report.ok);
+  assert(!report.connected);
+  assertEquals(report.sent, 0);
+  assertEquals(report.finalStateName, "connection request timed out");
+  assertEquals(
+    report.failure,
+    "could not connect: connection request timed out",
+  );
+});
+
+Deno.test("demo runs the token flow end to end", async () => {
+  const lines: string[] = [];
+  const report = await runDemo({
+    clients: 2,
+    packets: 20,
+    timeoutSeconds: 15,
+    log: (line) => lines.push(line),
+  });
+  assert(report.ok, [...report.problems, ...lines].join("\n"));
+  assertEquals(Object.keys(report.clients).sort(), ["alice", "bob"]);
+  assertEquals(lines.at(-1), "ok");
+  assert(lines.some((line) => line.includes("401 for 127.0.0.1")));
+  assert(lines.some((line) => line.includes("40/40 echoed")));
+});
