@@ -100,18 +100,55 @@ const lib = (sodium as unknown as { libsodium: SodiumModule }).libsodium;
 /** The largest message the preallocated heap area takes, MAC included. */
 const MAX_MESSAGE_BYTES = 4096;
 const MAX_ADDITIONAL_DATA_BYTES = 64;
+/**
+ * Room before and after the message area. A source holding a few bytes
+ * before and after the message (a packet header, a token's MAC space) is
+ * copied onto the heap whole, so no `subarray` view is made per call.
+ */
+const HEADROOM = 16;
+const TAILROOM = 64;
 
 const keyPointer = lib._malloc(KEY_BYTES);
 const noncePointer = lib._malloc(XCHACHA_NONCE_BYTES);
 const additionalDataPointer = lib._malloc(MAX_ADDITIONAL_DATA_BYTES);
-const messagePointer = lib._malloc(MAX_MESSAGE_BYTES);
+const messagePointer = lib._malloc(HEADROOM + MAX_MESSAGE_BYTES + TAILROOM) +
+  HEADROOM;
+
+/**
+ * Views of the first `length` bytes of the message area, made once per
+ * length and reused, so copying a result out allocates nothing. They are
+ * remade if the WASM memory grows (which replaces its buffer). The array is
+ * preallocated: grown index by index it would turn sparse, and slow.
+ */
+const heapViews: (Uint8Array | undefined)[] = new Array(MAX_MESSAGE_BYTES + 1)
+  .fill(undefined);
+let heapViewsBuffer: ArrayBufferLike = lib.HEAPU8.buffer;
+
+function messageView(length: number): Uint8Array {
+  const buffer = lib.HEAPU8.buffer;
+  if (buffer !== heapViewsBuffer) {
+    heapViews.fill(undefined);
+    heapViewsBuffer = buffer;
+  }
+  let view = heapViews[length];
+  if (view === undefined) {
+    view = new Uint8Array(buffer, messagePointer, length);
+    heapViews[length] = view;
+  }
+  return view;
+}
 
 /** Which AEAD construction a call uses. */
 const CHACHA = 0;
 const XCHACHA = 1;
 
 function checkCall(
+  verb: string,
+  source: Uint8Array,
+  sourceOffset: number,
+  sourceLength: number,
   length: number,
+  additionalData: Uint8Array,
   additionalDataLength: number,
   nonce: Uint8Array,
   nonceBytes: number,
@@ -127,28 +164,40 @@ function checkCall(
       `Cannot use nonce: ${nonce.length} bytes, expected ${nonceBytes}`,
     );
   }
-  if (length < 0 || length + MAC_BYTES > MAX_MESSAGE_BYTES) {
+  if (!(length >= 0 && length + MAC_BYTES <= MAX_MESSAGE_BYTES)) {
     throw new RangeError(
-      `Cannot encrypt ${length} bytes: the limit is ${
+      `Cannot ${verb} ${length} bytes: the limit is 0..${
         MAX_MESSAGE_BYTES - MAC_BYTES
-      }`,
+      } (plus the ${MAC_BYTES}-byte MAC)`,
     );
   }
   if (
-    additionalDataLength < 0 || additionalDataLength > MAX_ADDITIONAL_DATA_BYTES
+    !(sourceOffset >= 0 && sourceOffset + sourceLength <= source.length)
   ) {
     throw new RangeError(
-      `Cannot use ${additionalDataLength} bytes of associated data: the limit is ${MAX_ADDITIONAL_DATA_BYTES}`,
+      `Cannot ${verb} ${sourceLength} bytes at offset ${sourceOffset}: the source has ${source.length}`,
+    );
+  }
+  if (
+    !(additionalDataLength >= 0 &&
+      additionalDataLength <= MAX_ADDITIONAL_DATA_BYTES &&
+      additionalDataLength <= additionalData.length)
+  ) {
+    throw new RangeError(
+      `Cannot use ${additionalDataLength} bytes of associated data: ${additionalData.length} given, the limit is ${MAX_ADDITIONAL_DATA_BYTES}`,
     );
   }
 }
 
 function loadInputs(
+  source: Uint8Array,
+  sourceOffset: number,
+  sourceLength: number,
   additionalData: Uint8Array,
   additionalDataLength: number,
   nonce: Uint8Array,
   key: Uint8Array,
-): Uint8Array {
+): void {
   const heap = lib.HEAPU8;
   heap.set(key, keyPointer);
   heap.set(nonce, noncePointer);
@@ -162,7 +211,18 @@ function loadInputs(
       );
     }
   }
-  return heap;
+  if (
+    sourceOffset <= HEADROOM &&
+    source.length - sourceOffset - sourceLength <= TAILROOM
+  ) {
+    // The bytes around the message land in the head and tail room.
+    heap.set(source, messagePointer - sourceOffset);
+  } else {
+    heap.set(
+      source.subarray(sourceOffset, sourceOffset + sourceLength),
+      messagePointer,
+    );
+  }
 }
 
 function encrypt(
@@ -178,23 +238,35 @@ function encrypt(
   destinationOffset: number,
 ): void {
   checkCall(
+    "encrypt",
+    source,
+    sourceOffset,
     length,
+    length,
+    additionalData,
     additionalDataLength,
     nonce,
     construction === CHACHA ? CHACHA_NONCE_BYTES : XCHACHA_NONCE_BYTES,
     key,
   );
-  if (destinationOffset + length + MAC_BYTES > destination.length) {
+  if (
+    !(destinationOffset >= 0 &&
+      destinationOffset + length + MAC_BYTES <= destination.length)
+  ) {
     throw new RangeError(
-      `Cannot encrypt into ${destination.length} bytes: ${
-        destinationOffset + length + MAC_BYTES
+      `Cannot encrypt into ${destination.length} bytes at offset ${destinationOffset}: ${
+        length + MAC_BYTES
       } needed`,
     );
   }
-  const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
-  heap.set(
-    source.subarray(sourceOffset, sourceOffset + length),
-    messagePointer,
+  loadInputs(
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
   );
   const aead = construction === CHACHA
     ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
@@ -212,10 +284,7 @@ function encrypt(
     noncePointer,
     keyPointer,
   );
-  destination.set(
-    lib.HEAPU8.subarray(messagePointer, messagePointer + length + MAC_BYTES),
-    destinationOffset,
-  );
+  destination.set(messageView(length + MAC_BYTES), destinationOffset);
 }
 
 function decrypt(
@@ -231,23 +300,35 @@ function decrypt(
   destinationOffset: number,
 ): boolean {
   checkCall(
+    "decrypt",
+    source,
+    sourceOffset,
+    length,
     length - MAC_BYTES,
+    additionalData,
     additionalDataLength,
     nonce,
     construction === CHACHA ? CHACHA_NONCE_BYTES : XCHACHA_NONCE_BYTES,
     key,
   );
-  if (destinationOffset + length - MAC_BYTES > destination.length) {
+  if (
+    !(destinationOffset >= 0 &&
+      destinationOffset + length - MAC_BYTES <= destination.length)
+  ) {
     throw new RangeError(
-      `Cannot decrypt into ${destination.length} bytes: ${
-        destinationOffset + length - MAC_BYTES
+      `Cannot decrypt into ${destination.length} bytes at offset ${destinationOffset}: ${
+        length - MAC_BYTES
       } needed`,
     );
   }
-  const heap = loadInputs(additionalData, additionalDataLength, nonce, key);
-  heap.set(
-    source.subarray(sourceOffset, sourceOffset + length),
-    messagePointer,
+  loadInputs(
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
   );
   const aead = construction === CHACHA
     ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
@@ -266,10 +347,7 @@ function decrypt(
     keyPointer,
   );
   if (result !== 0) return false;
-  destination.set(
-    lib.HEAPU8.subarray(messagePointer, messagePointer + length - MAC_BYTES),
-    destinationOffset,
-  );
+  destination.set(messageView(length - MAC_BYTES), destinationOffset);
   return true;
 }
 

@@ -113,7 +113,7 @@ export const PACKET_TYPE_NAMES: readonly string[] = [
 export const PacketDropReason = {
   /** Shorter than any packet of its kind can be. */
   TOO_SMALL: 0,
-  /** Packet type 7..15. */
+  /** Packet type 7..15, or type 0 with a sequence (prefix byte not 0). */
   INVALID_TYPE: 1,
   /** A valid type this side does not accept (in its current state). */
   TYPE_NOT_ALLOWED: 2,
@@ -416,15 +416,24 @@ export function writeSequenceNonce(
   sequence: Sequence,
 ): Uint8Array {
   splitSequence(sequence);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(0, 0, true);
-  view.setUint32(4, sequenceLow, true);
-  view.setUint32(8, sequenceHigh, true);
+  if (out.length < CHACHA_NONCE_BYTES) {
+    throw new RangeError(
+      `Cannot write nonce into ${out.length} bytes: ${CHACHA_NONCE_BYTES} needed`,
+    );
+  }
+  let low = sequenceLow;
+  let high = sequenceHigh;
+  for (let i = 0; i < 4; i++) out[i] = 0;
+  for (let i = 4; i < 8; i++, low >>>= 8) out[i] = low & 0xff;
+  for (let i = 8; i < 12; i++, high >>>= 8) out[i] = high & 0xff;
   return out;
 }
 
 function checkProtocolId(protocolId: bigint): void {
-  if (typeof protocolId !== "bigint" || protocolId < 0n || protocolId >> 64n) {
+  if (
+    typeof protocolId !== "bigint" || protocolId < 0n ||
+    protocolId > 0xffffffffffffffffn
+  ) {
     throw new TypeError(
       `Cannot use protocol id ${
         String(protocolId)
@@ -927,7 +936,11 @@ export function readPacket(
   }
   if (length < 1 + 1 + MAC_BYTES) return PacketDropReason.TOO_SMALL;
   const type = prefix & 0xf;
-  if (type >= CONNECTION_NUM_PACKETS) return PacketDropReason.INVALID_TYPE;
+  // Only the prefix byte 0 is a connection request: type 0 with sequence
+  // bytes is no packet at all (the reference drops it too).
+  if (type === CONNECTION_REQUEST_PACKET || type >= CONNECTION_NUM_PACKETS) {
+    return PacketDropReason.INVALID_TYPE;
+  }
   if ((options.allowedPackets & (1 << type)) === 0) {
     return PacketDropReason.TYPE_NOT_ALLOWED;
   }
@@ -942,11 +955,12 @@ export function readPacket(
   if (key === undefined) return PacketDropReason.NO_KEY;
   let low = 0;
   let high = 0;
-  for (let i = 0; i < sequenceBytes; i++) {
-    const byte = data[1 + i];
-    if (i < 4) low += byte * 2 ** (8 * i);
-    else high += byte * 2 ** (8 * (i - 4));
+  for (let i = 0, end = sequenceBytes < 4 ? sequenceBytes : 4; i < end; i++) {
+    low |= data[1 + i] << (8 * i);
   }
+  for (let i = 4; i < sequenceBytes; i++) high |= data[1 + i] << (8 * (i - 4));
+  low >>>= 0;
+  high >>>= 0;
   const replay = options.replayProtection;
   const replayProtected = replay !== undefined &&
     type >= CONNECTION_KEEP_ALIVE_PACKET;
@@ -1007,6 +1021,8 @@ export function readPacket(
       if (decryptedBytes < 1 || decryptedBytes > MAX_PAYLOAD_BYTES) {
         return PacketDropReason.BAD_SIZE;
       }
+      // The one allocation per packet: a payload the caller owns outright
+      // (its own ArrayBuffer), made only once the packet authenticated.
       packet = {
         type: CONNECTION_PAYLOAD_PACKET,
         sequence,

@@ -225,16 +225,25 @@ function readAddressList(
   return { addresses, offset };
 }
 
+// Scratch space reused by every call (the library is single-threaded):
+// allocating a small array and a DataView per call costs more than the
+// copies they hold.
+const tokenAdditionalDataBytes = new Uint8Array(VERSION_INFO_BYTES + 16);
+tokenAdditionalDataBytes.set(VERSION_INFO, 0);
+const tokenAdditionalDataView = viewOf(tokenAdditionalDataBytes);
+const challengeNonce = new Uint8Array(12);
+
 function tokenAdditionalData(
   protocolId: bigint,
   expireTimestamp: bigint,
 ): Uint8Array {
-  const additionalData = new Uint8Array(VERSION_INFO_BYTES + 16);
-  additionalData.set(VERSION_INFO, 0);
-  const view = viewOf(additionalData);
-  view.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
-  view.setBigUint64(VERSION_INFO_BYTES + 8, expireTimestamp, true);
-  return additionalData;
+  tokenAdditionalDataView.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
+  tokenAdditionalDataView.setBigUint64(
+    VERSION_INFO_BYTES + 8,
+    expireTimestamp,
+    true,
+  );
+  return tokenAdditionalDataBytes;
 }
 
 /**
@@ -696,7 +705,7 @@ export function encryptChallengeToken(
   key: Uint8Array,
 ): void {
   checkBytes(buffer, CHALLENGE_TOKEN_BYTES, "challenge token");
-  const nonce = writeSequenceNonce(new Uint8Array(12), sequence);
+  const nonce = writeSequenceNonce(challengeNonce, sequence);
   chachaEncrypt(
     buffer,
     0,
@@ -732,7 +741,7 @@ export function decryptChallengeToken(
   key: Uint8Array,
 ): boolean {
   checkBytes(buffer, CHALLENGE_TOKEN_BYTES, "challenge token");
-  const nonce = writeSequenceNonce(new Uint8Array(12), sequence);
+  const nonce = writeSequenceNonce(challengeNonce, sequence);
   const ok = chachaDecrypt(
     buffer,
     0,
