@@ -287,6 +287,15 @@ export interface ReadPacketOptions {
   currentTimestamp?: number;
   /** Replay protection for keep-alive, payload and disconnect. @default {undefined} */
   replayProtection?: ReplayProtection;
+  /**
+   * A buffer of at least 1200 bytes to decrypt payloads into, for callers
+   * that process a payload before the next read and want no allocation per
+   * packet. The returned `payload` is then a view of it, overwritten by the
+   * next read that uses the same buffer. Without it, every payload is a copy
+   * the caller owns.
+   * @default {undefined}
+   */
+  payloadBuffer?: Uint8Array;
 }
 
 /**
@@ -972,6 +981,10 @@ export function readPacket(
   setNonce(low, high);
   const bodyOffset = 1 + sequenceBytes;
   const encryptedBytes = length - bodyOffset;
+  const decryptedBytes = encryptedBytes - MAC_BYTES;
+  const payloadBuffer = options.payloadBuffer;
+  const intoPayloadBuffer = type === CONNECTION_PAYLOAD_PACKET &&
+    payloadBuffer !== undefined && payloadBuffer.length >= decryptedBytes;
   if (
     !chachaDecrypt(
       data,
@@ -981,13 +994,12 @@ export function readPacket(
       additionalData.length,
       nonce,
       key,
-      plain,
+      intoPayloadBuffer ? payloadBuffer : plain,
       0,
     )
   ) {
     return PacketDropReason.DECRYPT_FAILED;
   }
-  const decryptedBytes = encryptedBytes - MAC_BYTES;
   const sequence = joinSequence(low, high);
   let packet: ReadPacket;
   switch (type) {
@@ -1026,7 +1038,9 @@ export function readPacket(
       packet = {
         type: CONNECTION_PAYLOAD_PACKET,
         sequence,
-        payload: plain.slice(0, decryptedBytes),
+        payload: intoPayloadBuffer
+          ? payloadBuffer.subarray(0, decryptedBytes)
+          : plain.slice(0, decryptedBytes),
       };
   }
   if (replayProtected) advance(replay, low, high);

@@ -32,6 +32,7 @@ import {
   CONNECTION_PAYLOAD_PACKET,
   createReplayProtection,
   MAX_PACKET_BYTES,
+  MAX_PAYLOAD_BYTES,
   packetTypeMask,
   readPacket,
   resetReplayProtection,
@@ -247,6 +248,21 @@ for (const size of [100, 1200]) {
     fn() {
       resetReplayProtection(readOptions.replayProtection);
       if (typeof readPacket(datagram, readOptions) === "number") {
+        throw new Error("readPacket dropped the datagram");
+      }
+    },
+  });
+  const bufferedOptions = {
+    ...readOptions,
+    replayProtection: createReplayProtection(),
+    payloadBuffer: new Uint8Array(MAX_PAYLOAD_BYTES),
+  };
+  Deno.bench({
+    name: `readPacket payload ${size} into a payloadBuffer`,
+    group: `payload read ${size}`,
+    fn() {
+      resetReplayProtection(bufferedOptions.replayProtection);
+      if (typeof readPacket(datagram, bufferedOptions) === "number") {
         throw new Error("readPacket dropped the datagram");
       }
     },
