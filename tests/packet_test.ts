@@ -1276,3 +1276,35 @@ Deno.test("readPacket() reads a datagram that is a view into a larger buffer", (
     "request view",
   );
 });
+
+Deno.test("readPacket() decrypts a payload into payloadBuffer when one is given", () => {
+  const key = new Uint8Array(32).fill(7);
+  const protocolId = 0x1122334455667788n;
+  const datagram = new Uint8Array(MAX_PACKET_BYTES);
+  const payloadBuffer = new Uint8Array(1200);
+  const options = {
+    protocolId,
+    readKey: key,
+    allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+    payloadBuffer,
+  };
+  for (const [sequence, fill] of [[1, 0xaa], [2, 0xbb]]) {
+    const bytes = writePayloadPacket(
+      datagram,
+      sequence,
+      key,
+      protocolId,
+      new Uint8Array(100).fill(fill),
+    );
+    const packet = readPacket(datagram.subarray(0, bytes), options);
+    if (
+      typeof packet === "number" || packet.type !== CONNECTION_PAYLOAD_PACKET
+    ) {
+      throw new Error(`dropped: ${packet}`);
+    }
+    assertEquals(packet.payload, new Uint8Array(100).fill(fill));
+    // A view of the caller's buffer, not a copy.
+    assertStrictEquals(packet.payload.buffer, payloadBuffer.buffer);
+  }
+  assertEquals(payloadBuffer.subarray(0, 100), new Uint8Array(100).fill(0xbb));
+});
