@@ -317,6 +317,17 @@ export function packetTypeMask(...types: number[]): number {
   return mask;
 }
 
+/**
+ * The packet types a server accepts at all: request, response, keep-alive,
+ * payload, disconnect. The server narrows it per source address.
+ */
+export const SERVER_ALLOWED_PACKETS: number = 0b1111001;
+/**
+ * The packet types a client accepts at all: denied, challenge, keep-alive,
+ * payload, disconnect. The client narrows it per state.
+ */
+export const CLIENT_ALLOWED_PACKETS: number = 0b1110110;
+
 /** Every packet type: a mask for tests and tools that read anything. */
 export const ALL_PACKET_TYPES: number = (1 << CONNECTION_NUM_PACKETS) - 1;
 

@@ -6,6 +6,7 @@ import { chachaEncrypt } from "../crypto.ts";
 import {
   ALL_PACKET_TYPES,
   CHALLENGE_TOKEN_BYTES,
+  CLIENT_ALLOWED_PACKETS,
   CONNECTION_CHALLENGE_PACKET,
   CONNECTION_DENIED_PACKET,
   CONNECTION_DISCONNECT_PACKET,
@@ -29,6 +30,7 @@ import {
   resetReplayProtection,
   type Sequence,
   sequenceBytesRequired,
+  SERVER_ALLOWED_PACKETS,
   VERSION_INFO,
   VERSION_INFO_BYTES,
   writePacket,
@@ -1307,4 +1309,27 @@ Deno.test("readPacket() decrypts a payload into payloadBuffer when one is given"
     assertStrictEquals(packet.payload.buffer, payloadBuffer.buffer);
   }
   assertEquals(payloadBuffer.subarray(0, 100), new Uint8Array(100).fill(0xbb));
+});
+
+Deno.test("the role masks accept exactly the types each side may receive", () => {
+  assertEquals(
+    SERVER_ALLOWED_PACKETS,
+    packetTypeMask(
+      CONNECTION_REQUEST_PACKET,
+      CONNECTION_RESPONSE_PACKET,
+      CONNECTION_KEEP_ALIVE_PACKET,
+      CONNECTION_PAYLOAD_PACKET,
+      CONNECTION_DISCONNECT_PACKET,
+    ),
+  );
+  assertEquals(
+    CLIENT_ALLOWED_PACKETS,
+    packetTypeMask(
+      CONNECTION_DENIED_PACKET,
+      CONNECTION_CHALLENGE_PACKET,
+      CONNECTION_KEEP_ALIVE_PACKET,
+      CONNECTION_PAYLOAD_PACKET,
+      CONNECTION_DISCONNECT_PACKET,
+    ),
+  );
 });
