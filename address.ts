@@ -221,6 +221,16 @@ export function isIpv6(address: Address): boolean {
  * ```
  */
 export function formatAddress(address: Address): string {
+  if (
+    typeof address !== "object" || address === null ||
+    typeof address.hostname !== "string" || typeof address.port !== "number"
+  ) {
+    throw new TypeError(
+      `Cannot format address: expected { hostname, port }, got ${
+        address === null ? "null" : typeof address
+      }`,
+    );
+  }
   return isIpv6(address)
     ? `[${address.hostname}]:${address.port}`
     : `${address.hostname}:${address.port}`;

@@ -57,7 +57,11 @@ import {
   writePacket,
   writePayloadPacket,
 } from "./packet.ts";
-import { type DatagramSocket, listenUdp } from "./socket.ts";
+import {
+  checkDatagramSocket,
+  type DatagramSocket,
+  listenUdp,
+} from "./socket.ts";
 import { type ConnectToken, readConnectToken } from "./token.ts";
 
 /** The client's states; negative ones are errors it settled in. */
@@ -233,6 +237,14 @@ const CONNECTED_ALLOWED = packetTypeMask(
 export function createClient(options: ClientOptions = {}): Client {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot create client: options is not an object");
+  }
+  for (const name of ["onStateChange", "sendLoopbackPacket"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new TypeError(`Cannot create client: ${name} must be a function`);
+    }
+  }
+  if (options.socket !== undefined) {
+    checkDatagramSocket(options.socket, "create client");
   }
   const { onStateChange, sendLoopbackPacket } = options;
   const givenSocket = options.socket;
@@ -621,7 +633,6 @@ export function createClient(options: ClientOptions = {}): Client {
   }
 
   function processLoopbackPacket(payload: Uint8Array, _sequence: number): void {
-    if (!loopback) return;
     if (
       !(payload instanceof Uint8Array) || payload.length < 1 ||
       payload.length > MAX_PAYLOAD_BYTES
@@ -630,6 +641,7 @@ export function createClient(options: ClientOptions = {}): Client {
         `Cannot process loopback packet: payload must be 1..${MAX_PAYLOAD_BYTES} bytes`,
       );
     }
+    if (!loopback) return;
     if (queueCount === PACKET_QUEUE_SIZE) {
       dropped.receiveQueueFull++;
       return;

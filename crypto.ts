@@ -142,6 +142,14 @@ function messageView(length: number): Uint8Array {
 const CHACHA = 0;
 const XCHACHA = 1;
 
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") {
+    return (value as object).constructor?.name ?? "an object";
+  }
+  return typeof value;
+}
+
 function checkCall(
   verb: string,
   source: Uint8Array,
@@ -154,6 +162,38 @@ function checkCall(
   nonceBytes: number,
   key: Uint8Array,
 ): void {
+  // Type checks first: a 32-character string has a length of 32, and its
+  // characters would reach the heap as zeros, an all-zero key.
+  if (!(key instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot use key: expected a Uint8Array, got ${typeName(key)}`,
+    );
+  }
+  if (!(nonce instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot use nonce: expected a Uint8Array, got ${typeName(nonce)}`,
+    );
+  }
+  if (!(source instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot ${verb}: the source is ${typeName(source)}, not a Uint8Array`,
+    );
+  }
+  if (!(additionalData instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot ${verb}: the associated data is ${
+        typeName(additionalData)
+      }, not a Uint8Array`,
+    );
+  }
+  if (
+    !Number.isInteger(length) || !Number.isInteger(sourceOffset) ||
+    !Number.isInteger(additionalDataLength)
+  ) {
+    throw new RangeError(
+      `Cannot ${verb} ${length} bytes at offset ${sourceOffset} with ${additionalDataLength} bytes of associated data: expected integers`,
+    );
+  }
   if (key.length !== KEY_BYTES) {
     throw new RangeError(
       `Cannot use key: ${key.length} bytes, expected ${KEY_BYTES}`,
@@ -250,7 +290,8 @@ function encrypt(
     key,
   );
   if (
-    !(destinationOffset >= 0 &&
+    !(destination instanceof Uint8Array &&
+      Number.isInteger(destinationOffset) && destinationOffset >= 0 &&
       destinationOffset + length + MAC_BYTES <= destination.length)
   ) {
     throw new RangeError(
@@ -312,7 +353,8 @@ function decrypt(
     key,
   );
   if (
-    !(destinationOffset >= 0 &&
+    !(destination instanceof Uint8Array &&
+      Number.isInteger(destinationOffset) && destinationOffset >= 0 &&
       destinationOffset + length - MAC_BYTES <= destination.length)
   ) {
     throw new RangeError(
@@ -559,6 +601,13 @@ export function xchachaDecrypt(
  * ```
  */
 export function randomBytes(buffer: Uint8Array): Uint8Array {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot fill random bytes: expected a Uint8Array, got ${
+        typeName(buffer)
+      }`,
+    );
+  }
   // crypto.getRandomValues takes at most 65536 bytes a call.
   for (let offset = 0; offset < buffer.length; offset += 65536) {
     crypto.getRandomValues(

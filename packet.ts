@@ -548,6 +548,14 @@ function writeHeader(
   return 1 + sequenceBytes;
 }
 
+function checkUint32(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(
+      `Cannot write packet: ${what} ${value} is not an integer 0..2^32-1`,
+    );
+  }
+}
+
 function checkWriteKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== 32) {
     throw new RangeError(
@@ -673,6 +681,8 @@ export function writePacket(
     }
     case CONNECTION_KEEP_ALIVE_PACKET: {
       checkWriteKey(key);
+      checkUint32(packet.clientIndex, "client index");
+      checkUint32(packet.maxClients, "max clients");
       plainView.setUint32(0, packet.clientIndex, true);
       plainView.setUint32(4, packet.maxClients, true);
       const bodyOffset = writeHeader(out, packet.type, sequence);
@@ -686,7 +696,18 @@ export function writePacket(
           `Cannot write packet: challenge token is ${packet.challengeTokenData.length} bytes, expected ${CHALLENGE_TOKEN_BYTES}`,
         );
       }
-      plainView.setBigUint64(0, packet.challengeTokenSequence, true);
+      const challengeSequence = packet.challengeTokenSequence;
+      if (
+        typeof challengeSequence !== "bigint" || challengeSequence < 0n ||
+        challengeSequence > 0xffffffffffffffffn
+      ) {
+        throw new TypeError(
+          `Cannot write packet: challenge token sequence ${
+            String(challengeSequence)
+          } is not a bigint 0..2^64-1`,
+        );
+      }
+      plainView.setBigUint64(0, challengeSequence, true);
       plain.set(packet.challengeTokenData, 8);
       const bodyOffset = writeHeader(out, packet.type, sequence);
       return sealPacket(

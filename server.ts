@@ -71,7 +71,12 @@ import {
   writePacket,
   writePayloadPacket,
 } from "./packet.ts";
-import { createMultiSocket, type DatagramSocket, listenUdp } from "./socket.ts";
+import {
+  checkDatagramSocket,
+  createMultiSocket,
+  type DatagramSocket,
+  listenUdp,
+} from "./socket.ts";
 import {
   decryptChallengeToken,
   encryptChallengeToken,
@@ -348,6 +353,29 @@ export function createServer(options: ServerOptions): Server {
     options.maxClients ?? DEFAULT_MAX_CLIENTS,
   );
   const configured = toAddressList(options.address);
+  for (
+    const name of [
+      "onConnect",
+      "onDisconnect",
+      "unixTime",
+      "sendLoopbackPacket",
+    ] as const
+  ) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new TypeError(`Cannot create server: ${name} must be a function`);
+    }
+  }
+  if (options.socket !== undefined) {
+    checkDatagramSocket(options.socket, "create server");
+  }
+  const maxRequestsPerUpdate = options.maxConnectionRequestsPerUpdate ??
+    DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE;
+  if (!Number.isInteger(maxRequestsPerUpdate) || maxRequestsPerUpdate < 0) {
+    throw new RangeError(
+      `Cannot create server: max connection requests per update ${maxRequestsPerUpdate} is not a non-negative integer`,
+    );
+  }
+  // Every option is checked: only now may sockets be bound.
   let socket: DatagramSocket;
   let addresses: Address[];
   if (options.socket !== undefined) {
@@ -378,13 +406,6 @@ export function createServer(options: ServerOptions): Server {
     }));
   }
   const unixTime = options.unixTime ?? (() => Date.now() / 1000);
-  const maxRequestsPerUpdate = options.maxConnectionRequestsPerUpdate ??
-    DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE;
-  if (!Number.isInteger(maxRequestsPerUpdate) || maxRequestsPerUpdate < 0) {
-    throw new RangeError(
-      `Cannot create server: max connection requests per update ${maxRequestsPerUpdate} is not a non-negative integer`,
-    );
-  }
   let requestsThisUpdate = 0;
   const { onConnect, onDisconnect, sendLoopbackPacket } = options;
 
@@ -770,6 +791,10 @@ export function createServer(options: ServerOptions): Server {
         from,
         entry.sendKey,
       );
+      // Unlike the reference, forget the pending connection: the denied
+      // client gives up, and a late copy of its response must not take a
+      // slot that frees up later and hold it until the timeout.
+      pending.delete(fromKey);
       return;
     }
     let clientIndex = 0;
@@ -1018,9 +1043,6 @@ export function createServer(options: ServerOptions): Server {
     payload: Uint8Array,
     _sequence: number,
   ): void {
-    if (!running) return;
-    checkIndex(clientIndex, "process loopback packet");
-    if (!connected[clientIndex] || !loopback[clientIndex]) return;
     if (
       !(payload instanceof Uint8Array) || payload.length < 1 ||
       payload.length > MAX_PAYLOAD_BYTES
@@ -1029,6 +1051,9 @@ export function createServer(options: ServerOptions): Server {
         `Cannot process loopback packet: payload must be 1..${MAX_PAYLOAD_BYTES} bytes`,
       );
     }
+    if (!running) return;
+    checkIndex(clientIndex, "process loopback packet");
+    if (!connected[clientIndex] || !loopback[clientIndex]) return;
     lastReceiveTime[clientIndex] = time;
     queuePayload(clientIndex, payload.slice());
   }

@@ -272,10 +272,11 @@ export function listenUdp(
     : options;
   const requestedHostname = opts.hostname ?? DEFAULT_HOSTNAME;
   const requestedPort = opts.port ?? 0;
-  const label = formatAddress({
-    hostname: String(requestedHostname),
-    port: requestedPort,
-  });
+  // Built by hand: the values are not validated yet.
+  const labelHost = String(requestedHostname);
+  const label = `${labelHost.includes(":") ? `[${labelHost}]` : labelHost}:${
+    String(requestedPort)
+  }`;
   let hostname: string;
   try {
     if (typeof requestedHostname !== "string") throw new TypeError("");
@@ -501,6 +502,44 @@ export interface MultiSocket extends DatagramSocket {
 }
 
 /**
+ * Checks that `value` has the shape of a {@linkcode DatagramSocket} (an
+ * `address` and `send`, `poll` and `close` functions) and throws a clear
+ * `TypeError` naming `what` otherwise.
+ *
+ * @param value The value to check.
+ * @param what What is being done, for the message ("create server").
+ * @returns The value, typed.
+ * @throws {TypeError} When `value` is not a socket.
+ *
+ * @example
+ * ```ts
+ * import { checkDatagramSocket } from "./socket.ts";
+ * try {
+ *   checkDatagramSocket({}, "create server");
+ * } catch (error) {
+ *   console.log((error as Error).message); // Cannot create server: the socket has no address, send, poll and close
+ * }
+ * ```
+ */
+export function checkDatagramSocket(
+  value: unknown,
+  what: string,
+): DatagramSocket {
+  const socket = value as Partial<DatagramSocket> | null;
+  if (
+    typeof socket !== "object" || socket === null ||
+    typeof socket.send !== "function" || typeof socket.poll !== "function" ||
+    typeof socket.close !== "function" || typeof socket.address !== "object" ||
+    socket.address === null
+  ) {
+    throw new TypeError(
+      `Cannot ${what}: the socket has no address, send, poll and close`,
+    );
+  }
+  return socket as DatagramSocket;
+}
+
+/**
  * Combines sockets, typically one IPv4 and one IPv6, into one
  * {@linkcode DatagramSocket}, so a dual-stack server runs over two sockets.
  * `poll()` takes turns between the sockets; `send()` goes through the first
@@ -531,6 +570,9 @@ export function createMultiSocket(
       "Cannot create a multi-socket: expected at least one socket",
     );
   }
+  sockets.forEach((socket, index) =>
+    checkDatagramSocket(socket, `create a multi-socket: socket ${index}`)
+  );
   const all = Object.freeze([...sockets]);
   const first = all[0];
   const ipv4 = all.find((socket) => !isIpv6(socket.address)) ?? first;

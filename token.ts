@@ -30,6 +30,7 @@
 import {
   type Address,
   addressBytes,
+  formatAddress,
   parseAddress,
   readAddress,
   writeAddress,
@@ -162,13 +163,20 @@ function toAddresses(
       `Cannot generate connect token: ${list.length} ${what}, expected 1..${MAX_SERVERS_PER_CONNECT}`,
     );
   }
-  return list.map((entry) =>
-    typeof entry === "string" ? parseAddress(entry) : parseAddress(
-      entry.hostname.includes(":")
-        ? `[${entry.hostname}]:${entry.port}`
-        : `${entry.hostname}:${entry.port}`,
-    )
-  );
+  return list.map((entry, index) => {
+    if (typeof entry === "string") return parseAddress(entry);
+    if (
+      typeof entry !== "object" || entry === null ||
+      typeof entry.hostname !== "string" || typeof entry.port !== "number"
+    ) {
+      throw new TypeError(
+        `Cannot generate connect token: server address ${index} is ${
+          entry === null ? "null" : typeof entry
+        }, expected "ip:port" or { hostname, port }`,
+      );
+    }
+    return parseAddress(formatAddress(entry));
+  });
 }
 
 function checkBigUint64(value: unknown, what: string): bigint {
@@ -202,6 +210,16 @@ function writeAddressList(
   offset: number,
   addresses: readonly Address[],
 ): number {
+  if (
+    !Array.isArray(addresses) || addresses.length < 1 ||
+    addresses.length > MAX_SERVERS_PER_CONNECT
+  ) {
+    throw new RangeError(
+      `Cannot write connect token: ${
+        Array.isArray(addresses) ? addresses.length : "no"
+      } server addresses, expected 1..${MAX_SERVERS_PER_CONNECT}`,
+    );
+  }
   view.setUint32(offset, addresses.length, true);
   offset += 4;
   for (const address of addresses) offset = writeAddress(view, offset, address);

@@ -248,16 +248,22 @@ Deno.test("readConnectToken() rejects 0 and 33 addresses, accepts 1 and 32", () 
     (_, i) => `10.0.0.${i + 1}:${1000 + i}`,
   );
   const base = read(generate());
-  // writeConnectToken does not limit the count: it lets tests make bad tokens.
-  const token33 = writeConnectToken({
-    ...base,
-    serverAddresses: many.map(parseAddress),
-  });
-  assertStrictEquals(readConnectToken(token33), undefined, "33");
+  // The writer refuses 33 addresses: write 32, then claim 33 in the count.
+  assertThrows(
+    () =>
+      writeConnectToken({ ...base, serverAddresses: many.map(parseAddress) }),
+    RangeError,
+    "33 server addresses",
+  );
   const token32 = writeConnectToken({
     ...base,
     serverAddresses: many.slice(0, 32).map(parseAddress),
   });
+  assertStrictEquals(
+    readConnectToken(setU32(token32.slice(), ADDRESS_COUNT_OFFSET, 33)),
+    undefined,
+    "33",
+  );
   assertEquals(
     read(token32).serverAddresses,
     many.slice(0, 32).map(parseAddress),
@@ -302,10 +308,16 @@ Deno.test("readPrivateConnectToken() rejects 0 and 33 addresses and address type
     { length: 33 },
     (_, i) => parseAddress(`10.0.0.${i + 1}:1`),
   );
+  const plain32 = writePrivateConnectToken({
+    ...token,
+    serverAddresses: many.slice(0, 32),
+  });
+  assertEquals(
+    readPrivateConnectToken(plain32)?.serverAddresses,
+    many.slice(0, 32),
+  );
   assertStrictEquals(
-    readPrivateConnectToken(
-      writePrivateConnectToken({ ...token, serverAddresses: many }),
-    ),
+    readPrivateConnectToken(setU32(plain32, 12, 33)),
     undefined,
     "33 addresses",
   );
