@@ -712,6 +712,9 @@ export function createServer(options: ServerOptions): Server {
         from,
         token.serverToClientKey,
       );
+      // The client gives up on denied: a challenge answered earlier must not
+      // connect it later (see processConnectionResponse).
+      pending.delete(fromKey);
       return;
     }
     const expireTime = time +
