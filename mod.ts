@@ -73,6 +73,7 @@ export * from "./crypto.ts";
 export * from "./packet.ts";
 export * from "./token.ts";
 export * from "./socket.ts";
+export * from "./socket_ffi.ts";
 export * from "./simulator.ts";
 export * from "./server.ts";
 export * from "./client.ts";
