@@ -452,6 +452,7 @@ export function createServer(options: ServerOptions): Server {
   let clientIds: bigint[] = [];
   let clientAddresses: (Address | undefined)[] = [];
   let clientAddressKeys: string[] = [];
+  let clientAddressObjects: (Address | undefined)[] = [];
   let sendKeys: (Uint8Array | undefined)[] = [];
   let receiveKeys: (Uint8Array | undefined)[] = [];
   let userData: (Uint8Array | undefined)[] = [];
@@ -461,6 +462,10 @@ export function createServer(options: ServerOptions): Server {
   let queueCount = new Int32Array(0);
 
   const clientByAddress = new Map<string, number>();
+  // Connected clients by the Address object their datagrams arrive with:
+  // sockets that hand out one object per peer (the FFI transport, the
+  // simulator) are matched without building a string per packet.
+  const clientByAddressObject = new Map<Address, number>();
   const clientById = new Map<bigint, number>();
   const pending = new Map<string, PendingConnection>();
   const tokenHistory = new Map<string, TokenUse>();
@@ -508,6 +513,7 @@ export function createServer(options: ServerOptions): Server {
     clientIds = new Array(slots).fill(0n);
     clientAddresses = new Array(slots).fill(undefined);
     clientAddressKeys = new Array(slots).fill("");
+    clientAddressObjects = new Array(slots).fill(undefined);
     sendKeys = new Array(slots).fill(undefined);
     receiveKeys = new Array(slots).fill(undefined);
     userData = new Array(slots).fill(undefined);
@@ -533,6 +539,7 @@ export function createServer(options: ServerOptions): Server {
     numConnectedClients = 0;
     challengeSequence = 0;
     clientByAddress.clear();
+    clientByAddressObject.clear();
     clientById.clear();
     pending.clear();
     tokenHistory.clear();
@@ -595,6 +602,14 @@ export function createServer(options: ServerOptions): Server {
   function resetSlot(clientIndex: number): void {
     if (!loopback[clientIndex]) {
       clientByAddress.delete(clientAddressKeys[clientIndex]);
+      const object = clientAddressObjects[clientIndex];
+      if (
+        object !== undefined &&
+        clientByAddressObject.get(object) === clientIndex
+      ) {
+        clientByAddressObject.delete(object);
+      }
+      clientAddressObjects[clientIndex] = undefined;
     }
     if (clientById.get(clientIds[clientIndex]) === clientIndex) {
       clientById.delete(clientIds[clientIndex]);
@@ -809,7 +824,8 @@ export function createServer(options: ServerOptions): Server {
     loopback[clientIndex] = 0;
     timeoutSeconds[clientIndex] = entry.timeoutSeconds;
     clientIds[clientIndex] = challengeToken.clientId;
-    clientAddresses[clientIndex] = from;
+    // A copy: `from` may be an object its socket reuses for other peers.
+    clientAddresses[clientIndex] = { hostname: from.hostname, port: from.port };
     clientAddressKeys[clientIndex] = fromKey;
     sendKeys[clientIndex] = entry.sendKey;
     receiveKeys[clientIndex] = entry.receiveKey;
@@ -819,14 +835,26 @@ export function createServer(options: ServerOptions): Server {
     lastReceiveTime[clientIndex] = time;
     resetReplayProtection(replay[clientIndex]);
     clientByAddress.set(fromKey, clientIndex);
+    clientByAddressObject.set(from, clientIndex);
+    clientAddressObjects[clientIndex] = from;
     clientById.set(challengeToken.clientId, clientIndex);
     sendKeepAlive(clientIndex);
     onConnect?.(clientIndex);
   }
 
   function processDatagram(data: Uint8Array, from: Address): void {
-    const fromKey = addressKey(from);
-    const clientIndex = clientByAddress.get(fromKey);
+    let clientIndex = clientByAddressObject.get(from);
+    let fromKey: string;
+    if (
+      clientIndex !== undefined &&
+      from.port === clientAddresses[clientIndex]!.port &&
+      from.hostname === clientAddresses[clientIndex]!.hostname
+    ) {
+      fromKey = clientAddressKeys[clientIndex];
+    } else {
+      fromKey = addressKey(from);
+      clientIndex = clientByAddress.get(fromKey);
+    }
     let entry: PendingConnection | undefined;
     if (clientIndex !== undefined) {
       readOptions.allowedPackets = connectedAllowed;

@@ -632,3 +632,49 @@ Deno.test("a run with the same seed is deterministic", () => {
   };
   assertEquals(trace(), trace());
 });
+
+Deno.test("a socket that reuses one Address object for every sender still tells clients apart", () => {
+  const world = createWorld();
+  // Every datagram the server polls carries the same mutable `from` object.
+  const shared = { hostname: "", port: 0 };
+  const inner = world.serverSocket.poll.bind(world.serverSocket);
+  world.serverSocket.poll = () => {
+    const datagram = inner();
+    if (!datagram) return undefined;
+    shared.hostname = datagram.from.hostname;
+    shared.port = datagram.from.port;
+    return { data: datagram.data, from: shared };
+  };
+  const clients = [world.addClient(), world.addClient(), world.addClient()];
+  clients.forEach((client, i) =>
+    client.connect(token({ clientId: BigInt(i + 1) }))
+  );
+  assert(world.run(() => clients.every(connected), 120) > 0);
+  const echoes = [0, 0, 0];
+  for (let tick = 0; tick < 30; tick++) {
+    clients.forEach((client, i) => client.send(new Uint8Array([i])));
+    world.step();
+    for (let slot = 0; slot < 3; slot++) {
+      for (
+        let p = world.server.receive(slot);
+        p;
+        p = world.server.receive(slot)
+      ) {
+        world.server.send(slot, p);
+      }
+    }
+    clients.forEach((client, i) => {
+      for (let p = client.receive(); p; p = client.receive()) {
+        assertEquals(p, new Uint8Array([i]));
+        echoes[i]++;
+      }
+    });
+  }
+  for (const count of echoes) assert(count >= 28, `echoes ${echoes}`);
+  assertEquals(world.server.stats.dropped.decryptFailed, 0);
+  // Disconnects clean up whichever slot the shared object last pointed at.
+  clients[1].disconnect();
+  world.run(() => world.server.numConnectedClients === 2, 10);
+  assertEquals(world.server.numConnectedClients, 2);
+  world.close();
+});
