@@ -237,9 +237,10 @@ export function formatAddress(address: Address): string {
 }
 
 /**
- * A string that is equal for equal addresses, for use as a `Map` key. It is
- * the formatted address; hostnames from {@linkcode parseAddress} and from
- * Deno's sockets are already canonical.
+ * A string that is equal for equal addresses (as {@linkcode addressEqual}
+ * sees them), for use as a `Map` key. It is the formatted address, with an
+ * IPv4-mapped IPv6 address written as IPv4; hostnames from
+ * {@linkcode parseAddress} and from Deno's sockets are already canonical.
  *
  * @param address The address.
  * @returns The key.
@@ -252,11 +253,16 @@ export function formatAddress(address: Address): string {
  * ```
  */
 export function addressKey(address: Address): string {
-  return formatAddress(address);
+  const hostname = unmapIpv4(address.hostname);
+  return hostname === address.hostname
+    ? formatAddress(address)
+    : `${hostname}:${address.port}`;
 }
 
 /**
- * Whether two addresses are the same IP and port.
+ * Whether two addresses are the same IP and port. An IPv4-mapped IPv6
+ * address (`::ffff:127.0.0.1`, as a dual-stack socket reports IPv4 peers)
+ * equals the plain IPv4 address.
  *
  * @param a One address.
  * @param b The other.
@@ -269,7 +275,16 @@ export function addressKey(address: Address): string {
  * ```
  */
 export function addressEqual(a: Address, b: Address): boolean {
-  return a.port === b.port && a.hostname === b.hostname;
+  return a.port === b.port &&
+    (a.hostname === b.hostname ||
+      unmapIpv4(a.hostname) === unmapIpv4(b.hostname));
+}
+
+/** `::ffff:a.b.c.d` (how a dual-stack socket sees IPv4) as `a.b.c.d`. */
+function unmapIpv4(hostname: string): string {
+  return hostname.startsWith("::ffff:") && hostname.includes(".")
+    ? hostname.slice(7)
+    : hostname;
 }
 
 /**

@@ -101,12 +101,17 @@ Deno.test("parseAddress() keeps IPv4-mapped IPv6 as ::ffff:a.b.c.d", () => {
       port: 80,
     }, input);
   }
-  // Mapped is still IPv6: not equal to the plain IPv4 address.
-  assertFalse(
+  // Mapped is written as IPv6, but it is the same peer as the IPv4 address
+  // (a dual-stack socket reports IPv4 senders this way): equal, same key.
+  assert(
     addressEqual(
       parseAddress("[::ffff:10.0.0.1]:5"),
       parseAddress("10.0.0.1:5"),
     ),
+  );
+  assertEquals(
+    addressKey(parseAddress("[::ffff:10.0.0.1]:5")),
+    addressKey(parseAddress("10.0.0.1:5")),
   );
   assert(isIpv6(parseAddress("[::ffff:10.0.0.1]:5")));
   // Other embedded-IPv4 forms are plain hex groups.
@@ -360,4 +365,16 @@ Deno.test("readAddress() rejects address types 0 and 3..255, and truncated bytes
       undefined,
     );
   }
+});
+
+Deno.test("addressEqual() treats an IPv4-mapped IPv6 address as the IPv4 address", () => {
+  const mapped = parseAddress("[::ffff:127.0.0.1]:40000");
+  assertEquals(mapped.hostname, "::ffff:127.0.0.1");
+  assert(addressEqual(mapped, parseAddress("127.0.0.1:40000")));
+  assert(addressEqual(parseAddress("127.0.0.1:40000"), mapped));
+  assert(!addressEqual(mapped, parseAddress("127.0.0.1:40001")));
+  assert(!addressEqual(mapped, parseAddress("127.0.0.2:40000")));
+  assert(
+    !addressEqual(parseAddress("[::1]:40000"), parseAddress("127.0.0.1:40000")),
+  );
 });

@@ -133,3 +133,26 @@ Deno.test("createServer() names the address and cause when it cannot bind", () =
     address,
   );
 });
+
+Deno.test({
+  name: "a client on a dual-stack [::] socket connects to an IPv4 server",
+  ignore: !hasIpv6,
+  fn: async () => {
+    using server = createServer({
+      address: "127.0.0.1:0",
+      protocolId: PROTOCOL_ID,
+      privateKey: PRIVATE_KEY,
+    });
+    // Replies reach this socket from ::ffff:127.0.0.1, not 127.0.0.1.
+    using client = createClient({ socket: listenUdp("[::]:0") });
+    client.connect(token({ serverAddresses: [formatAddress(server.address)] }));
+    const steps = await run(
+      server,
+      [client],
+      { time: 0 },
+      () => client.state === ClientState.CONNECTED,
+      500,
+    );
+    assert(steps > 0, client.stateName);
+  },
+});
