@@ -159,7 +159,11 @@ export interface ClientOptions {
 
 /** A netcode client. Create it with {@linkcode createClient}. */
 export interface Client {
-  /** The current state. */
+  /**
+   * The current state. One `update()` can pass through several states (a
+   * keep-alive and a disconnect in the same batch connect and then drop the
+   * client): use `onStateChange` to see every transition.
+   */
   readonly state: ClientState;
   /** The current state's name. */
   readonly stateName: string;
