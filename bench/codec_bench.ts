@@ -255,13 +255,13 @@ for (const size of [100, 1200]) {
       writePayloadPacket(out, sequence, key, PROTOCOL_ID, payload),
     ));
   let next = RUN; // the first read starts a run: it resets the replay state
-  function nextDatagram(replay: ReplayProtection): Uint8Array {
+  const nextDatagram = (replay: ReplayProtection): Uint8Array => {
     if (next === RUN) {
       next = 0;
       resetReplayProtection(replay);
     }
     return run[next++];
-  }
+  };
   Deno.bench({
     name: `readPacket payload ${size}`,
     group: `payload read ${size}`,
