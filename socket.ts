@@ -17,12 +17,12 @@
  * @module
  */
 
+import { type Address, formatAddress, isIpv6 } from "./address.ts";
 import {
-  type Address,
-  formatAddress,
-  isIpv6,
-  parseAddress,
-} from "./address.ts";
+  checkListenCount,
+  MAX_UDP_PAYLOAD_BYTES,
+  readListenTarget,
+} from "./_listen.ts";
 
 /** A received datagram and where it came from. */
 export interface Datagram {
@@ -50,11 +50,9 @@ export interface DatagramSocket {
   close(): void;
 }
 
-const DEFAULT_HOSTNAME = "0.0.0.0";
 const DEFAULT_MAX_QUEUE = 1024;
 const DEFAULT_MAX_SEND_QUEUE = 4096;
 const DEFAULT_MAX_DATAGRAM_BYTES = 1300;
-const MAX_UDP_PAYLOAD_BYTES = 65507;
 const MAX_QUEUE_LIMIT = 1 << 20;
 const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
@@ -169,21 +167,6 @@ function validateData(data: Uint8Array, maxDatagramBytes: number): void {
   }
 }
 
-function validateCount(
-  what: string,
-  name: string,
-  value: number,
-  min: number,
-  max: number,
-): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot ${what}: ${name} must be an integer from ${min} to ${max}, got ${value}`,
-    );
-  }
-  return value;
-}
-
 function listenError(label: string, error: unknown): Error {
   const options = { cause: error };
   if (error instanceof Deno.errors.AddrInUse) {
@@ -259,56 +242,25 @@ function listenError(label: string, error: unknown): Error {
 export function listenUdp(
   options: ListenUdpOptions | Address | string = {},
 ): UdpSocket {
-  if (
-    typeof options !== "string" &&
-    (options === null || typeof options !== "object")
-  ) {
-    throw new TypeError(
-      "Cannot listen: expected options, an address or an address string",
-    );
-  }
-  const opts: ListenUdpOptions = typeof options === "string"
-    ? parseAddress(options)
-    : options;
-  const requestedHostname = opts.hostname ?? DEFAULT_HOSTNAME;
-  const requestedPort = opts.port ?? 0;
-  // Built by hand: the values are not validated yet.
-  const labelHost = String(requestedHostname);
-  const label = `${labelHost.includes(":") ? `[${labelHost}]` : labelHost}:${
-    String(requestedPort)
-  }`;
-  let hostname: string;
-  try {
-    if (typeof requestedHostname !== "string") throw new TypeError("");
-    hostname = parseAddress(
-      requestedHostname.includes(":")
-        ? `[${requestedHostname}]`
-        : requestedHostname,
-    ).hostname;
-  } catch (error) {
-    throw new TypeError(
-      `Cannot listen on ${label}: hostname must be an IPv4 or IPv6 address`,
-      { cause: error },
-    );
-  }
-  const what = `listen on ${label}`;
-  const port = validateCount(what, "port", requestedPort, 0, 65535);
-  const maxQueue = validateCount(
-    what,
+  const { options: opts, hostname, port, label } = readListenTarget<
+    ListenUdpOptions
+  >(options);
+  const maxQueue = checkListenCount(
+    label,
     "maxQueue",
     opts.maxQueue ?? DEFAULT_MAX_QUEUE,
     1,
     MAX_QUEUE_LIMIT,
   );
-  const maxSendQueue = validateCount(
-    what,
+  const maxSendQueue = checkListenCount(
+    label,
     "maxSendQueue",
     opts.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE,
     1,
     MAX_QUEUE_LIMIT,
   );
-  const maxDatagramBytes = validateCount(
-    what,
+  const maxDatagramBytes = checkListenCount(
+    label,
     "maxDatagramBytes",
     opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES,
     1,

@@ -49,6 +49,11 @@ import {
   parseAddress,
   writeAddress,
 } from "./address.ts";
+import {
+  checkListenCount,
+  MAX_UDP_PAYLOAD_BYTES,
+  readListenTarget,
+} from "./_listen.ts";
 import type { Datagram, DatagramSocket } from "./socket.ts";
 
 // Re-exported so this entry point documents completely on its own.
@@ -86,9 +91,7 @@ const MSG_FLAGS = 48;
 const MSG_LEN = 56;
 const IOVEC_BYTES = 16;
 
-const DEFAULT_HOSTNAME = "0.0.0.0";
 const DEFAULT_MAX_DATAGRAM_BYTES = 1300;
-const MAX_UDP_PAYLOAD_BYTES = 65507;
 const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_MAX_CACHED_ADDRESSES = 4096;
@@ -388,21 +391,6 @@ export function ffiTransportUnavailable(): string | undefined {
   }
 }
 
-function checkCount(
-  label: string,
-  name: string,
-  value: number,
-  min: number,
-  max: number,
-): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot listen on ${label}: ${name} must be an integer from ${min} to ${max}, got ${value}`,
-    );
-  }
-  return value;
-}
-
 /** Network byte order port at `offset`. */
 function readPort(bytes: Uint8Array, offset: number): number {
   return (bytes[offset] << 8) | bytes[offset + 1];
@@ -541,74 +529,46 @@ interface CachedPeer {
 export function listenUdpFfi(
   options: ListenUdpFfiOptions | Address | string = {},
 ): FfiUdpSocket {
-  if (
-    typeof options !== "string" &&
-    (options === null || typeof options !== "object")
-  ) {
-    throw new TypeError(
-      "Cannot listen: expected options, an address or an address string",
-    );
-  }
-  const opts: ListenUdpFfiOptions = typeof options === "string"
-    ? parseAddress(options)
-    : options;
-  const requestedHostname = opts.hostname ?? DEFAULT_HOSTNAME;
-  const requestedPort = opts.port ?? 0;
-  const label = formatAddress({
-    hostname: String(requestedHostname),
-    port: requestedPort,
-  });
-  let bindAddress: Address;
-  try {
-    if (typeof requestedHostname !== "string") throw new TypeError("");
-    bindAddress = parseAddress(
-      requestedHostname.includes(":")
-        ? `[${requestedHostname}]`
-        : requestedHostname,
-    );
-  } catch (error) {
-    throw new TypeError(
-      `Cannot listen on ${label}: hostname must be an IPv4 or IPv6 address`,
-      { cause: error },
-    );
-  }
-  const port = checkCount(label, "port", requestedPort, 0, 65535);
-  const maxDatagramBytes = checkCount(
+  const { options: opts, hostname, port, label } = readListenTarget<
+    ListenUdpFfiOptions
+  >(options);
+  const bindAddress: Address = { hostname, port };
+  const maxDatagramBytes = checkListenCount(
     label,
     "maxDatagramBytes",
     opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES,
     1,
     MAX_UDP_PAYLOAD_BYTES,
   );
-  const wantedReceiveBuffer = checkCount(
+  const wantedReceiveBuffer = checkListenCount(
     label,
     "receiveBufferBytes",
     opts.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
     1024,
     0x3fffffff,
   );
-  const wantedSendBuffer = checkCount(
+  const wantedSendBuffer = checkListenCount(
     label,
     "sendBufferBytes",
     opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES,
     1024,
     0x3fffffff,
   );
-  const maxCachedAddresses = checkCount(
+  const maxCachedAddresses = checkListenCount(
     label,
     "maxCachedAddresses",
     opts.maxCachedAddresses ?? DEFAULT_MAX_CACHED_ADDRESSES,
     1,
     MAX_CACHED_ADDRESSES_LIMIT,
   );
-  const receiveBatch = checkCount(
+  const receiveBatch = checkListenCount(
     label,
     "receiveBatch",
     opts.receiveBatch ?? DEFAULT_RECEIVE_BATCH,
     1,
     MAX_BATCH,
   );
-  const sendBatch = checkCount(
+  const sendBatch = checkListenCount(
     label,
     "sendBatch",
     opts.sendBatch ?? DEFAULT_SEND_BATCH,
