@@ -139,8 +139,8 @@ function messageView(length: number): Uint8Array {
 }
 
 /** Which AEAD construction a call uses. */
-const CHACHA = 0;
-const XCHACHA = 1;
+const CHACHA: AeadConstruction = 0;
+const XCHACHA: AeadConstruction = 1;
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
@@ -265,8 +265,194 @@ function loadInputs(
   }
 }
 
+/**
+ * The AEAD construction of a backend call: {@linkcode AEAD_CHACHA20POLY1305_IETF}
+ * or {@linkcode AEAD_XCHACHA20POLY1305_IETF}.
+ */
+export type AeadConstruction = 0 | 1;
+/** ChaCha20-Poly1305-IETF: 12-byte nonce, for packets and challenge tokens. */
+export const AEAD_CHACHA20POLY1305_IETF = 0;
+/** XChaCha20-Poly1305-IETF: 24-byte nonce, for private connect tokens. */
+export const AEAD_XCHACHA20POLY1305_IETF = 1;
+
+/**
+ * An implementation of the two AEAD constructions. The functions of this
+ * module check every argument, then call the current backend (see
+ * {@linkcode setAeadBackend}): a backend gets valid arguments only.
+ */
+export interface AeadBackend {
+  /** A short name for logs: `"wasm"` or `"native"`. */
+  readonly name: string;
+  /**
+   * Encrypts `length` bytes of `source` at `sourceOffset` and writes
+   * ciphertext and MAC to `destination` at `destinationOffset`. The ranges
+   * may overlap.
+   */
+  seal(
+    construction: AeadConstruction,
+    source: Uint8Array,
+    sourceOffset: number,
+    length: number,
+    additionalData: Uint8Array,
+    additionalDataLength: number,
+    nonce: Uint8Array,
+    key: Uint8Array,
+    destination: Uint8Array,
+    destinationOffset: number,
+  ): void;
+  /**
+   * Verifies and decrypts `length` bytes (ciphertext and MAC); writes the
+   * plaintext only when it verified, and returns whether it did.
+   */
+  open(
+    construction: AeadConstruction,
+    source: Uint8Array,
+    sourceOffset: number,
+    length: number,
+    additionalData: Uint8Array,
+    additionalDataLength: number,
+    nonce: Uint8Array,
+    key: Uint8Array,
+    destination: Uint8Array,
+    destinationOffset: number,
+  ): boolean;
+}
+
+/** libsodium compiled to WebAssembly: the default backend. */
+const wasmBackend: AeadBackend = {
+  name: "wasm",
+  seal(
+    construction,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  ) {
+    loadInputs(
+      source,
+      sourceOffset,
+      length,
+      additionalData,
+      additionalDataLength,
+      nonce,
+      key,
+    );
+    const aead = construction === CHACHA
+      ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
+      : lib._crypto_aead_xchacha20poly1305_ietf_encrypt;
+    aead(
+      messagePointer,
+      0,
+      messagePointer,
+      length,
+      0,
+      additionalDataLength > 0 ? additionalDataPointer : 0,
+      additionalDataLength,
+      0,
+      0,
+      noncePointer,
+      keyPointer,
+    );
+    destination.set(messageView(length + MAC_BYTES), destinationOffset);
+  },
+  open(
+    construction,
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalDataLength,
+    nonce,
+    key,
+    destination,
+    destinationOffset,
+  ) {
+    loadInputs(
+      source,
+      sourceOffset,
+      length,
+      additionalData,
+      additionalDataLength,
+      nonce,
+      key,
+    );
+    const aead = construction === CHACHA
+      ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
+      : lib._crypto_aead_xchacha20poly1305_ietf_decrypt;
+    const result = aead(
+      messagePointer,
+      0,
+      0,
+      messagePointer,
+      length,
+      0,
+      additionalDataLength > 0 ? additionalDataPointer : 0,
+      additionalDataLength,
+      0,
+      noncePointer,
+      keyPointer,
+    );
+    if (result !== 0) return false;
+    destination.set(messageView(length - MAC_BYTES), destinationOffset);
+    return true;
+  },
+};
+
+let backend: AeadBackend = wasmBackend;
+
+/**
+ * Selects the AEAD backend every function of this module (and so every
+ * packet and token) uses from now on; without an argument, back to the
+ * default WebAssembly one. Backends must produce the same bytes: see
+ * `loadNativeSodium()` in `sodium_native.ts` for native libsodium.
+ *
+ * @param next The backend, or `undefined` for the WebAssembly default.
+ *
+ * @example
+ * ```ts
+ * import { aeadBackend, setAeadBackend } from "./crypto.ts";
+ * setAeadBackend(undefined);
+ * console.log(aeadBackend().name); // wasm
+ * ```
+ */
+export function setAeadBackend(next?: AeadBackend): void {
+  if (next === undefined) {
+    backend = wasmBackend;
+    return;
+  }
+  if (
+    typeof next !== "object" || next === null ||
+    typeof next.seal !== "function" || typeof next.open !== "function"
+  ) {
+    throw new TypeError(
+      "Cannot set AEAD backend: expected an object with seal and open",
+    );
+  }
+  backend = next;
+}
+
+/**
+ * The AEAD backend in use.
+ *
+ * @returns The current backend.
+ *
+ * @example
+ * ```ts
+ * import { aeadBackend } from "./crypto.ts";
+ * console.log(aeadBackend().name); // wasm
+ * ```
+ */
+export function aeadBackend(): AeadBackend {
+  return backend;
+}
+
 function encrypt(
-  construction: number,
+  construction: AeadConstruction,
   source: Uint8Array,
   sourceOffset: number,
   length: number,
@@ -300,7 +486,8 @@ function encrypt(
       } needed`,
     );
   }
-  loadInputs(
+  backend.seal(
+    construction,
     source,
     sourceOffset,
     length,
@@ -308,28 +495,13 @@ function encrypt(
     additionalDataLength,
     nonce,
     key,
+    destination,
+    destinationOffset,
   );
-  const aead = construction === CHACHA
-    ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
-    : lib._crypto_aead_xchacha20poly1305_ietf_encrypt;
-  aead(
-    messagePointer,
-    0,
-    messagePointer,
-    length,
-    0,
-    additionalDataLength > 0 ? additionalDataPointer : 0,
-    additionalDataLength,
-    0,
-    0,
-    noncePointer,
-    keyPointer,
-  );
-  destination.set(messageView(length + MAC_BYTES), destinationOffset);
 }
 
 function decrypt(
-  construction: number,
+  construction: AeadConstruction,
   source: Uint8Array,
   sourceOffset: number,
   length: number,
@@ -363,7 +535,8 @@ function decrypt(
       } needed`,
     );
   }
-  loadInputs(
+  return backend.open(
+    construction,
     source,
     sourceOffset,
     length,
@@ -371,26 +544,9 @@ function decrypt(
     additionalDataLength,
     nonce,
     key,
+    destination,
+    destinationOffset,
   );
-  const aead = construction === CHACHA
-    ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
-    : lib._crypto_aead_xchacha20poly1305_ietf_decrypt;
-  const result = aead(
-    messagePointer,
-    0,
-    0,
-    messagePointer,
-    length,
-    0,
-    additionalDataLength > 0 ? additionalDataPointer : 0,
-    additionalDataLength,
-    0,
-    noncePointer,
-    keyPointer,
-  );
-  if (result !== 0) return false;
-  destination.set(messageView(length - MAC_BYTES), destinationOffset);
-  return true;
 }
 
 /**

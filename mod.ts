@@ -70,6 +70,7 @@
 
 export * from "./address.ts";
 export * from "./crypto.ts";
+export * from "./sodium_native.ts";
 export * from "./packet.ts";
 export * from "./token.ts";
 export * from "./socket.ts";

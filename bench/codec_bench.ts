@@ -30,6 +30,8 @@
  */
 
 import sodium from "libsodium-wrappers";
+import { setAeadBackend } from "../crypto.ts";
+import { loadNativeSodium, nativeSodiumUnavailable } from "../sodium_native.ts";
 import {
   CONNECTION_PAYLOAD_PACKET,
   createReplayProtection,
@@ -394,3 +396,140 @@ Deno.bench({
     );
   },
 });
+
+// Native libsodium (sodium_native.ts), where it loads: the same packet
+// functions on the native backend, against the bare native call on buffers
+// already in place. Skipped without the library or --allow-ffi.
+if (nativeSodiumUnavailable() === undefined) {
+  const native = loadNativeSodium();
+  const sodiumLibrary = Deno.dlopen("libsodium.so.23", {
+    crypto_aead_chacha20poly1305_ietf_encrypt: {
+      parameters: [
+        "buffer",
+        "pointer",
+        "buffer",
+        "usize",
+        "buffer",
+        "usize",
+        "pointer",
+        "buffer",
+        "buffer",
+      ],
+      result: "i32",
+    },
+    crypto_aead_chacha20poly1305_ietf_decrypt: {
+      parameters: [
+        "buffer",
+        "pointer",
+        "pointer",
+        "buffer",
+        "usize",
+        "buffer",
+        "usize",
+        "buffer",
+        "buffer",
+      ],
+      result: "i32",
+    },
+  });
+  const bare = sodiumLibrary.symbols;
+  for (const size of [100, 1200]) {
+    const payload = pattern(size, size);
+    const out = new Uint8Array(MAX_PACKET_BYTES);
+    const sealed = new Uint8Array(size + MAC);
+    const opened = new Uint8Array(size);
+    // Lengths as bigints made once: the fast way to pass a 64-bit length.
+    const sizeBytes = BigInt(size);
+    const sealedBytes = BigInt(size + MAC);
+    const additionalDataBytes = BigInt(additionalData.length);
+    setAeadBackend(native);
+    const run = Array.from({ length: 1024 }, (_, sequence) =>
+      out.slice(
+        0,
+        writePayloadPacket(out, sequence, key, PROTOCOL_ID, payload),
+      ));
+    setAeadBackend(undefined);
+    bare.crypto_aead_chacha20poly1305_ietf_encrypt(
+      sealed,
+      null,
+      payload,
+      sizeBytes,
+      additionalData,
+      additionalDataBytes,
+      null,
+      nonce,
+      key,
+    );
+    const options = {
+      protocolId: PROTOCOL_ID,
+      readKey: key,
+      allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+      replayProtection: createReplayProtection(),
+      payloadBuffer: new Uint8Array(MAX_PAYLOAD_BYTES),
+    };
+    let next = run.length;
+    Deno.bench({
+      name: `bare native chacha20poly1305 encrypt ${size}`,
+      group: `native payload write ${size}`,
+      baseline: true,
+      fn() {
+        bare.crypto_aead_chacha20poly1305_ietf_encrypt(
+          sealed,
+          null,
+          payload,
+          sizeBytes,
+          additionalData,
+          additionalDataBytes,
+          null,
+          nonce,
+          key,
+        );
+      },
+    });
+    Deno.bench({
+      name: `writePayloadPacket ${size} (native)`,
+      group: `native payload write ${size}`,
+      fn() {
+        setAeadBackend(native);
+        writePayloadPacket(out, SEQUENCE, key, PROTOCOL_ID, payload);
+        setAeadBackend(undefined);
+      },
+    });
+    Deno.bench({
+      name: `bare native chacha20poly1305 decrypt ${size}`,
+      group: `native payload read ${size}`,
+      baseline: true,
+      fn() {
+        if (
+          bare.crypto_aead_chacha20poly1305_ietf_decrypt(
+            opened,
+            null,
+            null,
+            sealed,
+            sealedBytes,
+            additionalData,
+            additionalDataBytes,
+            nonce,
+            key,
+          ) !== 0
+        ) throw new Error("bare native decrypt failed");
+      },
+    });
+    Deno.bench({
+      name: `readPacket payload ${size} into a payloadBuffer (native)`,
+      group: `native payload read ${size}`,
+      fn() {
+        if (next === run.length) {
+          next = 0;
+          resetReplayProtection(options.replayProtection);
+        }
+        setAeadBackend(native);
+        const packet = readPacket(run[next++], options);
+        setAeadBackend(undefined);
+        if (typeof packet === "number") {
+          throw new Error("readPacket dropped the datagram");
+        }
+      },
+    });
+  }
+}

@@ -7,6 +7,9 @@
 // file following the same schema works:
 //
 //   NETCODE_VECTORS=/tmp/other.json deno test -A tests/conformance_test.ts
+//
+// NETCODE_CRYPTO=native runs them through native libsodium (sodium_native.ts)
+// instead of the WebAssembly build.
 
 import { type Address, parseAddress } from "../address.ts";
 import {
@@ -43,6 +46,8 @@ import {
   writePrivateConnectToken,
 } from "../token.ts";
 import { assert, assertEquals, assertStrictEquals, fail } from "./_assert.ts";
+import { aeadBackend } from "../crypto.ts";
+import { useNativeSodium } from "../sodium_native.ts";
 import {
   assertBytes,
   type ChallengeTokenVector,
@@ -617,6 +622,8 @@ eachVector<PacketVector>(
   },
 );
 
+if (Deno.env.get("NETCODE_CRYPTO") === "native") useNativeSodium();
+
 Deno.test("conformance: summary", () => {
   const unknown = Object.keys(vectors).filter((key) =>
     Array.isArray(vectors[key]) && !KNOWN_SECTIONS.includes(key)
@@ -626,7 +633,9 @@ Deno.test("conformance: summary", () => {
   }
   const total = Object.values(checked).reduce((sum, count) => sum + count, 0);
   console.log(
-    `conformance: checked ${total} vectors from ${String(location)} (${
+    `conformance: checked ${total} vectors with the ${aeadBackend().name} AEAD backend from ${
+      String(location)
+    } (${
       Object.entries(checked).map(([name, count]) => `${name} ${count}`).join(
         ", ",
       )
