@@ -9,6 +9,11 @@
 import { listenUdp } from "../socket.ts";
 import type { DatagramSocket } from "../socket.ts";
 import { listenUdpFfi } from "../socket_ffi.ts";
+import { useNativeSodium } from "../sodium_native.ts";
+
+// NETCODE_CRYPTO=native runs every process of the harness (they inherit the
+// environment) on native libsodium instead of the WebAssembly build.
+if (Deno.env.get("NETCODE_CRYPTO") === "native") useNativeSodium();
 
 /** The transports the harness runs over. */
 export type Transport = "deno" | "ffi";
