@@ -640,13 +640,18 @@ export function createServer(options: ServerOptions): Server {
     sendDisconnectPackets: boolean,
     reason: DisconnectReason,
   ): void {
-    onDisconnect?.(clientIndex, reason);
-    if (sendDisconnectPackets) {
-      for (let i = 0; i < NUM_DISCONNECT_PACKETS; i++) {
-        sendClientPacket(clientIndex, { type: CONNECTION_DISCONNECT_PACKET });
+    // The callback sees the slot as it was; whatever it throws, the client
+    // is still told and the slot freed, and the error reaches the caller.
+    try {
+      onDisconnect?.(clientIndex, reason);
+    } finally {
+      if (sendDisconnectPackets) {
+        for (let i = 0; i < NUM_DISCONNECT_PACKETS; i++) {
+          sendClientPacket(clientIndex, { type: CONNECTION_DISCONNECT_PACKET });
+        }
       }
+      resetSlot(clientIndex);
     }
-    resetSlot(clientIndex);
   }
 
   function checkIndex(clientIndex: number, what: string): void {
@@ -1065,8 +1070,11 @@ export function createServer(options: ServerOptions): Server {
     if (!running) return;
     checkIndex(clientIndex, "disconnect loopback client");
     if (!connected[clientIndex] || !loopback[clientIndex]) return;
-    onDisconnect?.(clientIndex, "serverDisconnected");
-    resetSlot(clientIndex);
+    try {
+      onDisconnect?.(clientIndex, "serverDisconnected");
+    } finally {
+      resetSlot(clientIndex);
+    }
   }
 
   function processLoopbackPacket(

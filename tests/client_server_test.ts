@@ -678,3 +678,29 @@ Deno.test("a socket that reuses one Address object for every sender still tells 
   assertEquals(world.server.numConnectedClients, 2);
   world.close();
 });
+
+Deno.test("a throwing onDisconnect callback still frees the slot", () => {
+  let calls = 0;
+  const world = createWorld({
+    server: {
+      onDisconnect: () => {
+        calls++;
+        if (calls === 1) throw new Error("game code failed");
+      },
+    },
+  });
+  const client = world.addClient();
+  client.connect(token());
+  world.run(() => connected(client), 60);
+  assertThrows(() => world.server.disconnect(0), Error, "game code failed");
+  assertEquals(calls, 1);
+  assertEquals(world.server.numConnectedClients, 0);
+  assert(!world.server.clientConnected(0));
+  // The client was still told: its 10 disconnect packets went out.
+  world.run(() => client.state === ClientState.DISCONNECTED, 10);
+  assertEquals(client.state, ClientState.DISCONNECTED);
+  // And the slot takes a new client.
+  client.connect(token({ clientId: 2n }));
+  assert(world.run(() => connected(client), 60) > 0);
+  world.close();
+});
