@@ -344,9 +344,10 @@ export function createClient(options: ClientOptions = {}): Client {
     serverAddress = undefined;
     token = undefined;
     readOptions.readKey = undefined;
-    setState(next);
     resetBeforeNextConnect();
     clearQueue();
+    // Last: the callback may throw, and sees the client fully reset.
+    setState(next);
   }
 
   function sendToServer(packet: EncryptedPacket): void {

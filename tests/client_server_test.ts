@@ -704,3 +704,32 @@ Deno.test("a throwing onDisconnect callback still frees the slot", () => {
   assert(world.run(() => connected(client), 60) > 0);
   world.close();
 });
+
+Deno.test("a throwing onStateChange callback leaves the client consistent", () => {
+  const world = createWorld();
+  let throwOn: ClientState | undefined = ClientState.DISCONNECTED;
+  const client = createClient({
+    socket: world.network.createSocket("127.0.0.1:50999"),
+    onStateChange: (_previous, next) => {
+      if (next === throwOn) {
+        throwOn = undefined;
+        throw new Error("game code failed");
+      }
+    },
+  });
+  world.clients.push(client);
+  client.connect(token());
+  assert(world.run(() => connected(client), 60) > 0);
+  // A payload waits in the client's queue, unread.
+  world.server.send(0, new Uint8Array([7]));
+  world.run(() => false, 3);
+  assertThrows(() => client.disconnect(), Error, "game code failed");
+  assertEquals(client.state, ClientState.DISCONNECTED);
+  // Nothing from the old connection comes out after the reset.
+  assertEquals(client.receive(), undefined);
+  assertEquals(client.serverAddress, undefined);
+  assertEquals(client.nextPacketSequence, 0);
+  client.connect(token({ clientId: 2n }));
+  assert(world.run(() => connected(client), 60) > 0, client.stateName);
+  world.close();
+});
