@@ -12,10 +12,11 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./_assert.ts";
-import { PRIVATE_KEY, PROTOCOL_ID, TICK, token } from "./_harness.ts";
+import { PRIVATE_KEY, PROTOCOL_ID } from "./_harness.ts";
+import { connectAndEcho } from "./_loopback.ts";
 import { addressKey, formatAddress, parseAddress } from "../address.ts";
-import { type Client, ClientState, createClient } from "../client.ts";
-import { createServer, type Server } from "../server.ts";
+import { createClient } from "../client.ts";
+import { createServer } from "../server.ts";
 import {
   createMultiSocket,
   type Datagram,
@@ -549,25 +550,8 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Client and server over the FFI transport, as in udp_test.ts.
 
-/** Steps clients and server until `done` or `maxSteps`; returns the steps. */
-async function run(
-  server: Server,
-  clients: Client[],
-  state: { time: number },
-  done: () => boolean,
-  maxSteps: number,
-): Promise<number> {
-  for (let step = 1; step <= maxSteps; step++) {
-    state.time += TICK;
-    for (const client of clients) client.update(state.time);
-    server.update(state.time);
-    if (done()) return step;
-    await tick();
-  }
-  return -1;
-}
-
-async function connectAndEcho(
+/** Connects and echoes over FFI sockets on the server and every client. */
+async function connectAndEchoFfi(
   serverSocket: () => DatagramSocket,
   serverAddresses: (socket: DatagramSocket) => string[],
   clientHostnames: string[],
@@ -579,55 +563,19 @@ async function connectAndEcho(
     privateKey: PRIVATE_KEY,
     socket,
   });
-  const clients = server.addresses.map((address, i) => {
-    const client = createClient({
-      socket: listenUdpFfi({ hostname: clientHostnames[i], port: 0 }),
-    });
-    client.connect(
-      token({
-        serverAddresses: [formatAddress(address)],
-        clientId: BigInt(i + 1),
+  await connectAndEcho(
+    server,
+    (i) =>
+      createClient({
+        socket: listenUdpFfi({ hostname: clientHostnames[i], port: 0 }),
       }),
-    );
-    return client;
-  });
-  try {
-    const state = { time: 0 };
-    const connected = await run(
-      server,
-      clients,
-      state,
-      () => clients.every((c) => c.state === ClientState.CONNECTED),
-      500,
-    );
-    assert(connected > 0, clients.map((c) => c.stateName).join(", "));
-    const echoes = clients.map(() => 0);
-    await run(server, clients, state, () => {
-      for (let i = 0; i < server.maxClients; i++) {
-        for (let p = server.receive(i); p; p = server.receive(i)) {
-          server.send(i, p);
-        }
-      }
-      clients.forEach((client, i) => {
-        for (let p = client.receive(); p; p = client.receive()) {
-          assertEquals(p, new Uint8Array(100).fill(i + 1));
-          echoes[i]++;
-        }
-        if (echoes[i] < 10) client.send(new Uint8Array(100).fill(i + 1));
-      });
-      return echoes.every((count) => count >= 10);
-    }, 1000);
-    for (const count of echoes) assert(count >= 10, `echoes ${echoes}`);
-    assertStrictEquals(server.stats.dropped.decryptFailed, 0);
-  } finally {
-    for (const client of clients) client.close();
-  }
+  );
 }
 
 ffiTest(
   "client connects to server over the FFI transport on 127.0.0.1",
   () =>
-    connectAndEcho(
+    connectAndEchoFfi(
       () => listenUdpFfi("127.0.0.1:0"),
       (socket) => [formatAddress(socket.address)],
       ["127.0.0.1"],
@@ -637,7 +585,7 @@ ffiTest(
 ffiTest(
   "client connects to server over the FFI transport on ::1",
   () =>
-    connectAndEcho(
+    connectAndEchoFfi(
       () => listenUdpFfi("[::1]:0"),
       (socket) => [formatAddress(socket.address)],
       ["::1"],
@@ -648,7 +596,7 @@ ffiTest(
 ffiTest(
   "a dual-stack FFI server (createMultiSocket) takes IPv4 and IPv6 clients",
   () =>
-    connectAndEcho(
+    connectAndEchoFfi(
       () =>
         createMultiSocket([
           listenUdpFfi("127.0.0.1:0"),
