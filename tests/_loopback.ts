@@ -8,6 +8,7 @@ import { PRIVATE_KEY, PROTOCOL_ID, TICK, token } from "./_harness.ts";
 import { formatAddress } from "../address.ts";
 import { type Client, ClientState } from "../client.ts";
 import type { Server } from "../server.ts";
+import type { Datagram, DatagramSocket } from "../socket.ts";
 
 export { PRIVATE_KEY, PROTOCOL_ID };
 
@@ -82,5 +83,34 @@ export async function connectAndEcho(
     assertStrictEquals(server.stats.dropped.decryptFailed, 0);
   } finally {
     for (const client of clients) client.close();
+  }
+}
+
+/** How long the socket tests wait for a datagram or a condition. */
+export const WAIT_MS = 2000;
+
+/** The next datagram on `socket`, waiting up to {@link WAIT_MS} for it. */
+export async function receive(socket: DatagramSocket): Promise<Datagram> {
+  const deadline = performance.now() + WAIT_MS;
+  while (true) {
+    const datagram = socket.poll();
+    if (datagram !== undefined) return datagram;
+    if (performance.now() > deadline) {
+      throw new Error(`No datagram arrived within ${WAIT_MS} ms`);
+    }
+    await yieldToSockets();
+  }
+}
+
+/**
+ * Whether a socket bound to "::" also receives IPv4 here (Linux with
+ * bindv6only off); false where that cannot be read.
+ */
+export function dualStackAvailable(hasIpv6: boolean): boolean {
+  try {
+    return hasIpv6 &&
+      Deno.readTextFileSync("/proc/sys/net/ipv6/bindv6only").trim() === "0";
+  } catch {
+    return false;
   }
 }

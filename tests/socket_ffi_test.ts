@@ -13,7 +13,13 @@ import {
   assertThrows,
 } from "./_assert.ts";
 import { PRIVATE_KEY, PROTOCOL_ID } from "./_harness.ts";
-import { connectAndEcho } from "./_loopback.ts";
+import {
+  connectAndEcho,
+  dualStackAvailable,
+  receive,
+  WAIT_MS,
+  yieldToSockets,
+} from "./_loopback.ts";
 import { addressKey, formatAddress, parseAddress } from "../address.ts";
 import { createClient } from "../client.ts";
 import { createServer } from "../server.ts";
@@ -47,29 +53,7 @@ const hasIpv6 = probeIpv6();
 if (!noFfi && !hasIpv6) {
   console.log("socket_ffi_test: no IPv6 on this machine, skipping ::1 tests");
 }
-let hasDualStack = false;
-try {
-  hasDualStack = hasIpv6 &&
-    Deno.readTextFileSync("/proc/sys/net/ipv6/bindv6only").trim() === "0";
-} catch {
-  // Not readable: skip the dual-stack test.
-}
-
-const WAIT_MS = 2000;
-const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
-
-/** The next datagram, waiting up to 2 s for it. */
-async function receive(socket: DatagramSocket): Promise<Datagram> {
-  const deadline = performance.now() + WAIT_MS;
-  while (true) {
-    const datagram = socket.poll();
-    if (datagram !== undefined) return datagram;
-    if (performance.now() > deadline) {
-      throw new Error(`No datagram arrived within ${WAIT_MS} ms`);
-    }
-    await tick();
-  }
-}
+const hasDualStack = dualStackAvailable(hasIpv6);
 
 /** Polls until `count` datagrams arrived (or 2 s passed). */
 async function receiveAll(
@@ -89,7 +73,7 @@ async function receiveAll(
         `${out.length} of ${count} datagrams within ${WAIT_MS} ms`,
       );
     }
-    await tick();
+    await yieldToSockets();
   }
   return out;
 }

@@ -4,13 +4,7 @@
 
 import { addressKey, parseAddress } from "../address.ts";
 import { createNetworkSimulator } from "../simulator.ts";
-import {
-  createMultiSocket,
-  type Datagram,
-  type DatagramSocket,
-  listenUdp,
-  type UdpSocket,
-} from "../socket.ts";
+import { createMultiSocket, listenUdp, type UdpSocket } from "../socket.ts";
 import {
   assert,
   assertEquals,
@@ -18,6 +12,12 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "./_assert.ts";
+import {
+  dualStackAvailable,
+  receive,
+  WAIT_MS,
+  yieldToSockets,
+} from "./_loopback.ts";
 
 async function probeIpv6(): Promise<boolean> {
   try {
@@ -31,30 +31,7 @@ const hasIpv6 = await probeIpv6();
 if (!hasIpv6) {
   console.log("socket_test: no IPv6 on this machine, skipping the ::1 tests");
 }
-// Linux only: a socket bound to "::" also receives IPv4 unless bindv6only.
-let hasDualStack = false;
-try {
-  hasDualStack = hasIpv6 &&
-    Deno.readTextFileSync("/proc/sys/net/ipv6/bindv6only").trim() === "0";
-} catch {
-  // Not Linux, or not readable: skip the dual-stack test.
-}
-
-const WAIT_MS = 2000;
-const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
-
-/** The next datagram, waiting up to 2 s for it to arrive. */
-async function receive(socket: DatagramSocket): Promise<Datagram> {
-  const deadline = performance.now() + WAIT_MS;
-  while (true) {
-    const datagram = socket.poll();
-    if (datagram !== undefined) return datagram;
-    if (performance.now() > deadline) {
-      throw new Error(`No datagram arrived within ${WAIT_MS} ms`);
-    }
-    await tick();
-  }
-}
+const hasDualStack = dualStackAvailable(hasIpv6);
 
 /** Waits up to 2 s for `done()`. */
 async function until(done: () => boolean, what: string): Promise<void> {
@@ -63,7 +40,7 @@ async function until(done: () => boolean, what: string): Promise<void> {
     if (performance.now() > deadline) {
       throw new Error(`Timed out after ${WAIT_MS} ms waiting for ${what}`);
     }
-    await tick();
+    await yieldToSockets();
   }
 }
 
