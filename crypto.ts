@@ -24,9 +24,11 @@
  * @module
  */
 
-import sodium from "libsodium-wrappers";
-
-await sodium.ready;
+import {
+  MAX_ADDITIONAL_DATA_BYTES,
+  MAX_MESSAGE_BYTES,
+  wasmBackend,
+} from "./_sodium_wasm.ts";
 
 /** Bytes in a symmetric key (ChaCha20-Poly1305 and XChaCha20-Poly1305). */
 export const KEY_BYTES = 32;
@@ -36,107 +38,6 @@ export const MAC_BYTES = 16;
 export const CHACHA_NONCE_BYTES = 12;
 /** Bytes in an XChaCha20-Poly1305-IETF nonce (the connect token nonce). */
 export const XCHACHA_NONCE_BYTES = 24;
-
-// The Emscripten module behind the wrappers: raw functions and the heap.
-interface SodiumModule {
-  HEAPU8: Uint8Array;
-  _malloc(size: number): number;
-  _crypto_aead_chacha20poly1305_ietf_encrypt(
-    c: number,
-    clen: number,
-    m: number,
-    mlen: number,
-    mlenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    nsec: number,
-    npub: number,
-    k: number,
-  ): number;
-  _crypto_aead_chacha20poly1305_ietf_decrypt(
-    m: number,
-    mlen: number,
-    nsec: number,
-    c: number,
-    clen: number,
-    clenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    npub: number,
-    k: number,
-  ): number;
-  _crypto_aead_xchacha20poly1305_ietf_encrypt(
-    c: number,
-    clen: number,
-    m: number,
-    mlen: number,
-    mlenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    nsec: number,
-    npub: number,
-    k: number,
-  ): number;
-  _crypto_aead_xchacha20poly1305_ietf_decrypt(
-    m: number,
-    mlen: number,
-    nsec: number,
-    c: number,
-    clen: number,
-    clenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    npub: number,
-    k: number,
-  ): number;
-}
-
-const lib = (sodium as unknown as { libsodium: SodiumModule }).libsodium;
-
-/** The largest message the preallocated heap area takes, MAC included. */
-const MAX_MESSAGE_BYTES = 4096;
-const MAX_ADDITIONAL_DATA_BYTES = 64;
-/**
- * Room before and after the message area. A source holding a few bytes
- * before and after the message (a packet header, a token's MAC space) is
- * copied onto the heap whole, so no `subarray` view is made per call.
- */
-const HEADROOM = 16;
-const TAILROOM = 64;
-
-const keyPointer = lib._malloc(KEY_BYTES);
-const noncePointer = lib._malloc(XCHACHA_NONCE_BYTES);
-const additionalDataPointer = lib._malloc(MAX_ADDITIONAL_DATA_BYTES);
-const messagePointer = lib._malloc(HEADROOM + MAX_MESSAGE_BYTES + TAILROOM) +
-  HEADROOM;
-
-/**
- * Views of the first `length` bytes of the message area, made once per
- * length and reused, so copying a result out allocates nothing. They are
- * remade if the WASM memory grows (which replaces its buffer). The array is
- * preallocated: grown index by index it would turn sparse, and slow.
- */
-const heapViews: (Uint8Array | undefined)[] = new Array(MAX_MESSAGE_BYTES + 1)
-  .fill(undefined);
-let heapViewsBuffer: ArrayBufferLike = lib.HEAPU8.buffer;
-
-function messageView(length: number): Uint8Array {
-  const buffer = lib.HEAPU8.buffer;
-  if (buffer !== heapViewsBuffer) {
-    heapViews.fill(undefined);
-    heapViewsBuffer = buffer;
-  }
-  let view = heapViews[length];
-  if (view === undefined) {
-    view = new Uint8Array(buffer, messagePointer, length);
-    heapViews[length] = view;
-  }
-  return view;
-}
 
 /** Which AEAD construction a call uses. */
 const CHACHA: AeadConstruction = 0;
@@ -229,42 +130,6 @@ function checkCall(
   }
 }
 
-function loadInputs(
-  source: Uint8Array,
-  sourceOffset: number,
-  sourceLength: number,
-  additionalData: Uint8Array,
-  additionalDataLength: number,
-  nonce: Uint8Array,
-  key: Uint8Array,
-): void {
-  const heap = lib.HEAPU8;
-  heap.set(key, keyPointer);
-  heap.set(nonce, noncePointer);
-  if (additionalDataLength > 0) {
-    if (additionalDataLength === additionalData.length) {
-      heap.set(additionalData, additionalDataPointer);
-    } else {
-      heap.set(
-        additionalData.subarray(0, additionalDataLength),
-        additionalDataPointer,
-      );
-    }
-  }
-  if (
-    sourceOffset <= HEADROOM &&
-    source.length - sourceOffset - sourceLength <= TAILROOM
-  ) {
-    // The bytes around the message land in the head and tail room.
-    heap.set(source, messagePointer - sourceOffset);
-  } else {
-    heap.set(
-      source.subarray(sourceOffset, sourceOffset + sourceLength),
-      messagePointer,
-    );
-  }
-}
-
 /**
  * The AEAD construction of a backend call: {@linkcode AEAD_CHACHA20POLY1305_IETF}
  * or {@linkcode AEAD_XCHACHA20POLY1305_IETF}.
@@ -317,91 +182,6 @@ export interface AeadBackend {
     destinationOffset: number,
   ): boolean;
 }
-
-/** libsodium compiled to WebAssembly: the default backend. */
-const wasmBackend: AeadBackend = {
-  name: "wasm",
-  seal(
-    construction,
-    source,
-    sourceOffset,
-    length,
-    additionalData,
-    additionalDataLength,
-    nonce,
-    key,
-    destination,
-    destinationOffset,
-  ) {
-    loadInputs(
-      source,
-      sourceOffset,
-      length,
-      additionalData,
-      additionalDataLength,
-      nonce,
-      key,
-    );
-    const aead = construction === CHACHA
-      ? lib._crypto_aead_chacha20poly1305_ietf_encrypt
-      : lib._crypto_aead_xchacha20poly1305_ietf_encrypt;
-    aead(
-      messagePointer,
-      0,
-      messagePointer,
-      length,
-      0,
-      additionalDataLength > 0 ? additionalDataPointer : 0,
-      additionalDataLength,
-      0,
-      0,
-      noncePointer,
-      keyPointer,
-    );
-    destination.set(messageView(length + MAC_BYTES), destinationOffset);
-  },
-  open(
-    construction,
-    source,
-    sourceOffset,
-    length,
-    additionalData,
-    additionalDataLength,
-    nonce,
-    key,
-    destination,
-    destinationOffset,
-  ) {
-    loadInputs(
-      source,
-      sourceOffset,
-      length,
-      additionalData,
-      additionalDataLength,
-      nonce,
-      key,
-    );
-    const aead = construction === CHACHA
-      ? lib._crypto_aead_chacha20poly1305_ietf_decrypt
-      : lib._crypto_aead_xchacha20poly1305_ietf_decrypt;
-    const result = aead(
-      messagePointer,
-      0,
-      0,
-      messagePointer,
-      length,
-      0,
-      additionalDataLength > 0 ? additionalDataPointer : 0,
-      additionalDataLength,
-      0,
-      noncePointer,
-      keyPointer,
-    );
-    if (result !== 0) return false;
-    destination.set(messageView(length - MAC_BYTES), destinationOffset);
-    return true;
-  },
-};
 
 let backend: AeadBackend = wasmBackend;
 

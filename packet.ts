@@ -40,13 +40,21 @@
  */
 
 import {
+  aeadBackend,
   CHACHA_NONCE_BYTES,
   chachaDecrypt,
   chachaEncrypt,
+  KEY_BYTES,
   MAC_BYTES,
   XCHACHA_NONCE_BYTES,
   xchachaDecrypt,
 } from "./crypto.ts";
+import {
+  loadPacketAdditionalData,
+  openPacketBody,
+  sealPacketBody,
+  wasmBackend,
+} from "./_sodium_wasm.ts";
 
 /** The 13 bytes `"NETCODE 1.02"` plus a NUL that begin tokens and requests. */
 export const VERSION_INFO: Uint8Array = new TextEncoder().encode(
@@ -395,6 +403,7 @@ const additionalData = new Uint8Array(VERSION_INFO_BYTES + 8 + 1);
 const additionalDataView = new DataView(additionalData.buffer);
 additionalData.set(VERSION_INFO, 0);
 let additionalDataProtocolId = 0n;
+loadPacketAdditionalData(additionalData);
 const nonce = new Uint8Array(CHACHA_NONCE_BYTES);
 const nonceView = new DataView(nonce.buffer);
 const plain = new Uint8Array(MAX_PACKET_BYTES + CONNECT_TOKEN_PRIVATE_BYTES);
@@ -407,7 +416,99 @@ function setProtocolId(protocolId: bigint): void {
   if (protocolId !== additionalDataProtocolId) {
     additionalDataView.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
     additionalDataProtocolId = protocolId;
+    loadPacketAdditionalData(additionalData);
   }
+}
+
+/**
+ * Encrypts a packet body. With the WebAssembly backend the nonce and the
+ * associated data stay on its heap between packets (only the prefix byte
+ * and the sequence are written); other backends get them built here. The
+ * protocol id must have been set with `setProtocolId`.
+ */
+function sealBody(
+  prefix: number,
+  low: number,
+  high: number,
+  key: Uint8Array,
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  out: Uint8Array,
+  outOffset: number,
+): void {
+  if (aeadBackend() === wasmBackend) {
+    sealPacketBody(
+      prefix,
+      low,
+      high,
+      key,
+      source,
+      sourceOffset,
+      length,
+      out,
+      outOffset,
+    );
+    return;
+  }
+  additionalData[VERSION_INFO_BYTES + 8] = prefix;
+  setNonce(low, high);
+  chachaEncrypt(
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalData.length,
+    nonce,
+    key,
+    out,
+    outOffset,
+  );
+}
+
+/** Decrypts a packet body; see `sealBody`. Returns whether it verified. */
+function openBody(
+  prefix: number,
+  low: number,
+  high: number,
+  key: Uint8Array,
+  source: Uint8Array,
+  sourceOffset: number,
+  length: number,
+  out: Uint8Array,
+): boolean {
+  // The fast path takes valid arguments only; anything else goes the
+  // checked way, which throws the usual error.
+  if (
+    aeadBackend() === wasmBackend && key instanceof Uint8Array &&
+    key.length === KEY_BYTES && source instanceof Uint8Array &&
+    out instanceof Uint8Array
+  ) {
+    return openPacketBody(
+      prefix,
+      low,
+      high,
+      key,
+      source,
+      sourceOffset,
+      length,
+      out,
+      0,
+    );
+  }
+  additionalData[VERSION_INFO_BYTES + 8] = prefix;
+  setNonce(low, high);
+  return chachaDecrypt(
+    source,
+    sourceOffset,
+    length,
+    additionalData,
+    additionalData.length,
+    nonce,
+    key,
+    out,
+    0,
+  );
 }
 
 /** Writes the packet nonce: four zero bytes, then the sequence u64 LE. */
@@ -576,19 +677,17 @@ function sealPacket(
   key: Uint8Array,
   protocolId: bigint,
 ): number {
-  checkProtocolId(protocolId);
+  if (protocolId !== additionalDataProtocolId) checkProtocolId(protocolId);
   checkOut(out, bodyOffset + length + MAC_BYTES);
   setProtocolId(protocolId);
-  additionalData[VERSION_INFO_BYTES + 8] = out[0];
-  setNonce(sequenceLow, sequenceHigh);
-  chachaEncrypt(
+  sealBody(
+    out[0],
+    sequenceLow,
+    sequenceHigh,
+    key,
     source,
     sourceOffset,
     length,
-    additionalData,
-    additionalData.length,
-    nonce,
-    key,
     out,
     bodyOffset,
   );
@@ -876,6 +975,19 @@ export function replayAdvance(
 // ---------------------------------------------------------------------------
 // Reading.
 
+// The last view handed out of a payload buffer: payloads of one size in a
+// row (the usual game traffic) reuse it instead of making a view a packet.
+let lastPayloadBuffer: Uint8Array | undefined;
+let lastPayloadView: Uint8Array = new Uint8Array(0);
+
+function payloadBufferView(buffer: Uint8Array, length: number): Uint8Array {
+  if (buffer !== lastPayloadBuffer || lastPayloadView.length !== length) {
+    lastPayloadBuffer = buffer;
+    lastPayloadView = buffer.subarray(0, length);
+  }
+  return lastPayloadView;
+}
+
 function readUint64(view: DataView, offset: number): bigint {
   return view.getBigUint64(offset, true);
 }
@@ -1009,8 +1121,6 @@ export function readPacket(
     return PacketDropReason.REPLAYED;
   }
   setProtocolId(options.protocolId);
-  additionalData[VERSION_INFO_BYTES + 8] = prefix;
-  setNonce(low, high);
   const bodyOffset = 1 + sequenceBytes;
   const encryptedBytes = length - bodyOffset;
   const decryptedBytes = encryptedBytes - MAC_BYTES;
@@ -1018,16 +1128,15 @@ export function readPacket(
   const intoPayloadBuffer = type === CONNECTION_PAYLOAD_PACKET &&
     payloadBuffer !== undefined && payloadBuffer.length >= decryptedBytes;
   if (
-    !chachaDecrypt(
+    !openBody(
+      prefix,
+      low,
+      high,
+      key,
       data,
       bodyOffset,
       encryptedBytes,
-      additionalData,
-      additionalData.length,
-      nonce,
-      key,
       intoPayloadBuffer ? payloadBuffer : plain,
-      0,
     )
   ) {
     return PacketDropReason.DECRYPT_FAILED;
@@ -1071,7 +1180,7 @@ export function readPacket(
         type: CONNECTION_PAYLOAD_PACKET,
         sequence,
         payload: intoPayloadBuffer
-          ? payloadBuffer.subarray(0, decryptedBytes)
+          ? payloadBufferView(payloadBuffer, decryptedBytes)
           : plain.slice(0, decryptedBytes),
       };
   }

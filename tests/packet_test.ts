@@ -1333,3 +1333,79 @@ Deno.test("the role masks accept exactly the types each side may receive", () =>
     ),
   );
 });
+
+Deno.test("writePayloadPacket() encrypts as the checked AEAD call does, across protocol id changes", () => {
+  // The packet path keeps associated data and nonce on the WASM heap and
+  // rewrites the protocol id only when it changes: every switch, including
+  // back to 0 (the id the heap starts with), must give the bytes of the
+  // general chachaEncrypt call with the associated data built by hand.
+  const key = new Uint8Array(32).map((_, i) => i + 1);
+  const payload = new Uint8Array(100).map((_, i) => i * 3);
+  const out = new Uint8Array(MAX_PACKET_BYTES);
+  const protocolIds = [0n, 1n, PROTOCOL_ID, 0n, 2n ** 64n - 1n, PROTOCOL_ID];
+  for (const [i, protocolId] of protocolIds.entries()) {
+    const sequence = 1000 + i;
+    const bytes = writePayloadPacket(out, sequence, key, protocolId, payload);
+    const additionalData = new Uint8Array(VERSION_INFO_BYTES + 9);
+    additionalData.set(VERSION_INFO);
+    new DataView(additionalData.buffer).setBigUint64(
+      VERSION_INFO_BYTES,
+      protocolId,
+      true,
+    );
+    additionalData[VERSION_INFO_BYTES + 8] = out[0];
+    const expected = new Uint8Array(payload.length + 16);
+    chachaEncrypt(
+      payload,
+      0,
+      payload.length,
+      additionalData,
+      additionalData.length,
+      writeSequenceNonce(new Uint8Array(12), sequence),
+      key,
+      expected,
+      0,
+    );
+    assertEquals(out.subarray(3, bytes), expected, `protocol id ${protocolId}`);
+    const read = readPacket(out.subarray(0, bytes), {
+      protocolId,
+      readKey: key,
+      allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+    });
+    if (typeof read === "number" || read.type !== CONNECTION_PAYLOAD_PACKET) {
+      throw new Error(`protocol id ${protocolId}: dropped (${read})`);
+    }
+    assertEquals(read.payload, payload);
+  }
+});
+
+Deno.test("readPacket() payload views follow the payloadBuffer and the payload length", () => {
+  const key = new Uint8Array(32).fill(9);
+  const datagram = new Uint8Array(MAX_PACKET_BYTES);
+  const first = new Uint8Array(1200);
+  const second = new Uint8Array(1200);
+  const reads: [Uint8Array, number][] = [
+    [first, 100],
+    [first, 100],
+    [first, 7],
+    [second, 7],
+    [first, 7],
+    [first, 1200],
+  ];
+  for (const [i, [payloadBuffer, length]] of reads.entries()) {
+    const payload = new Uint8Array(length).fill(i + 1);
+    const bytes = writePayloadPacket(datagram, i, key, PROTOCOL_ID, payload);
+    const read = readPacket(datagram.subarray(0, bytes), {
+      protocolId: PROTOCOL_ID,
+      readKey: key,
+      allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+      payloadBuffer,
+    });
+    if (typeof read === "number" || read.type !== CONNECTION_PAYLOAD_PACKET) {
+      throw new Error(`read ${i}: dropped (${read})`);
+    }
+    assertEquals(read.payload, payload, `read ${i}`);
+    assertStrictEquals(read.payload.buffer, payloadBuffer.buffer);
+    assertStrictEquals(read.payload.byteOffset, payloadBuffer.byteOffset);
+  }
+});
