@@ -45,7 +45,6 @@ import {
   MAX_PAYLOAD_BYTES,
   NUM_DISCONNECT_PACKETS,
   PACKET_DROP_REASON_NAMES,
-  PACKET_QUEUE_SIZE,
   PACKET_SEND_RATE,
   PACKET_TYPE_NAMES,
   type PacketTypeCounters,
@@ -57,6 +56,14 @@ import {
   writePacket,
   writePayloadPacket,
 } from "./packet.ts";
+import {
+  clearPayloadQueue,
+  createPayloadQueue,
+  peekPayloadLength,
+  pushPayload,
+  shiftPayload,
+  shiftPayloadInto,
+} from "./_payload_queue.ts";
 import {
   checkDatagramSocket,
   type DatagramSocket,
@@ -191,8 +198,19 @@ export interface Client {
   update(now: number): void;
   /** Sends a payload of 1..1200 bytes; ignored unless connected. */
   send(payload: Uint8Array): void;
-  /** The next payload received from the server, or `undefined`. */
+  /**
+   * The next payload received from the server, as a copy the caller owns,
+   * or `undefined`.
+   */
   receive(): Uint8Array | undefined;
+  /**
+   * Copies the next payload received from the server into `buffer` (from
+   * offset 0) and returns its length, or 0 when there is none: the
+   * allocation-free form of `receive`. A buffer of 1200 bytes
+   * (`MAX_PAYLOAD_BYTES`) takes any payload; a payload that does not fit
+   * throws a `RangeError` and stays queued.
+   */
+  receiveInto(buffer: Uint8Array): number;
   /** Disconnects, sending 10 disconnect packets when connecting or connected. */
   disconnect(): void;
   /** Enters loopback mode: connected, in the given slot, without packets. */
@@ -289,17 +307,15 @@ export function createClient(options: ClientOptions = {}): Client {
   let challengeTokenSequence = 0n;
   let challengeTokenData: Uint8Array | undefined;
   const replay = createReplayProtection();
-  const queue: (Uint8Array | undefined)[] = new Array(PACKET_QUEUE_SIZE).fill(
-    undefined,
-  );
-  let queueHead = 0;
-  let queueCount = 0;
+  const queue = createPayloadQueue();
   const packetBuffer = new Uint8Array(MAX_PACKET_BYTES);
   const readOptions: ReadPacketOptions = {
     protocolId: 0n,
     allowedPackets: 0,
     readKey: undefined,
     replayProtection: replay,
+    // Payloads decrypt here, then are copied into the queue.
+    payloadBuffer: new Uint8Array(MAX_PAYLOAD_BYTES),
   };
 
   function setState(next: ClientState): void {
@@ -319,9 +335,7 @@ export function createClient(options: ClientOptions = {}): Client {
   }
 
   function clearQueue(): void {
-    queue.fill(undefined);
-    queueHead = 0;
-    queueCount = 0;
+    clearPayloadQueue(queue);
   }
 
   function resetBeforeNextConnect(): void {
@@ -467,12 +481,7 @@ export function createClient(options: ClientOptions = {}): Client {
         return;
       case CONNECTION_PAYLOAD_PACKET:
         lastReceiveTime = time;
-        if (queueCount === PACKET_QUEUE_SIZE) {
-          dropped.receiveQueueFull++;
-          return;
-        }
-        queue[(queueHead + queueCount) % PACKET_QUEUE_SIZE] = packet.payload;
-        queueCount++;
+        if (!pushPayload(queue, packet.payload)) dropped.receiveQueueFull++;
         return;
       case CONNECTION_DISCONNECT_PACKET:
         shouldDisconnect = true;
@@ -599,12 +608,22 @@ export function createClient(options: ClientOptions = {}): Client {
   }
 
   function receive(): Uint8Array | undefined {
-    if (queueCount === 0) return undefined;
-    const payload = queue[queueHead];
-    queue[queueHead] = undefined;
-    queueHead = (queueHead + 1) % PACKET_QUEUE_SIZE;
-    queueCount--;
-    return payload;
+    return shiftPayload(queue);
+  }
+
+  function receiveInto(buffer: Uint8Array): number {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new TypeError(
+        "Cannot receive payload: the buffer is not a Uint8Array",
+      );
+    }
+    const length = peekPayloadLength(queue);
+    if (length > buffer.length) {
+      throw new RangeError(
+        `Cannot receive payload: ${length} bytes do not fit in a ${buffer.length} byte buffer`,
+      );
+    }
+    return shiftPayloadInto(queue, buffer);
   }
 
   function disconnect(): void {
@@ -647,12 +666,7 @@ export function createClient(options: ClientOptions = {}): Client {
       );
     }
     if (!loopback) return;
-    if (queueCount === PACKET_QUEUE_SIZE) {
-      dropped.receiveQueueFull++;
-      return;
-    }
-    queue[(queueHead + queueCount) % PACKET_QUEUE_SIZE] = payload.slice();
-    queueCount++;
+    if (!pushPayload(queue, payload)) dropped.receiveQueueFull++;
   }
 
   function close(): void {
@@ -694,6 +708,7 @@ export function createClient(options: ClientOptions = {}): Client {
     update,
     send,
     receive,
+    receiveInto,
     disconnect,
     connectLoopback,
     disconnectLoopback,

@@ -840,12 +840,13 @@ export interface ReplayProtection {
   mostRecentLow: number;
   /** High 32 bits of the most recent sequence received. */
   mostRecentHigh: number;
-  /** Low halves of the received sequences, slot `sequence % 256`. */
-  readonly receivedLow: Uint32Array;
-  /** High halves of the received sequences. */
-  readonly receivedHigh: Uint32Array;
-  /** 1 where a slot holds a sequence. */
-  readonly occupied: Uint8Array;
+  /**
+   * The ring: slot `sequence % 256` is the four words at `4 * slot`: low
+   * half, high half, 1 when the slot holds a sequence, and 0 (padding, so a
+   * slot is 16 bytes and one cache line holds it: a server checks a
+   * different client's ring for every packet).
+   */
+  readonly received: Uint32Array;
 }
 
 /**
@@ -863,9 +864,7 @@ export function createReplayProtection(): ReplayProtection {
   return {
     mostRecentLow: 0,
     mostRecentHigh: 0,
-    receivedLow: new Uint32Array(REPLAY_PROTECTION_BUFFER_SIZE),
-    receivedHigh: new Uint32Array(REPLAY_PROTECTION_BUFFER_SIZE),
-    occupied: new Uint8Array(REPLAY_PROTECTION_BUFFER_SIZE),
+    received: new Uint32Array(REPLAY_PROTECTION_BUFFER_SIZE * 4),
   };
 }
 
@@ -884,7 +883,7 @@ export function createReplayProtection(): ReplayProtection {
 export function resetReplayProtection(replay: ReplayProtection): void {
   replay.mostRecentLow = 0;
   replay.mostRecentHigh = 0;
-  replay.occupied.fill(0);
+  replay.received.fill(0);
 }
 
 function alreadyReceived(
@@ -907,11 +906,11 @@ function alreadyReceived(
       return true;
     }
   }
-  const index = low & (REPLAY_PROTECTION_BUFFER_SIZE - 1);
-  if (replay.occupied[index] === 0) return false;
-  const storedHigh = replay.receivedHigh[index];
-  return storedHigh > high ||
-    (storedHigh === high && replay.receivedLow[index] >= low);
+  const slot = (low & (REPLAY_PROTECTION_BUFFER_SIZE - 1)) << 2;
+  const received = replay.received;
+  if (received[slot + 2] === 0) return false;
+  const storedHigh = received[slot + 1];
+  return storedHigh > high || (storedHigh === high && received[slot] >= low);
 }
 
 function advance(replay: ReplayProtection, low: number, high: number): void {
@@ -922,10 +921,11 @@ function advance(replay: ReplayProtection, low: number, high: number): void {
     replay.mostRecentHigh = high;
     replay.mostRecentLow = low;
   }
-  const index = low & (REPLAY_PROTECTION_BUFFER_SIZE - 1);
-  replay.receivedLow[index] = low;
-  replay.receivedHigh[index] = high;
-  replay.occupied[index] = 1;
+  const slot = (low & (REPLAY_PROTECTION_BUFFER_SIZE - 1)) << 2;
+  const received = replay.received;
+  received[slot] = low;
+  received[slot + 1] = high;
+  received[slot + 2] = 1;
 }
 
 /**

@@ -58,7 +58,6 @@ import {
   MAX_PAYLOAD_BYTES,
   NUM_DISCONNECT_PACKETS,
   PACKET_DROP_REASON_NAMES,
-  PACKET_QUEUE_SIZE,
   PACKET_SEND_RATE,
   PACKET_TYPE_NAMES,
   type PacketTypeCounters,
@@ -84,6 +83,15 @@ import {
   readPrivateConnectToken,
   writeChallengeToken,
 } from "./token.ts";
+import {
+  clearPayloadQueue,
+  createPayloadQueue,
+  type PayloadQueue,
+  peekPayloadLength,
+  pushPayload,
+  shiftPayload,
+  shiftPayloadInto,
+} from "./_payload_queue.ts";
 
 /** Default number of client slots, as in the reference. */
 export const DEFAULT_MAX_CLIENTS = 256;
@@ -210,8 +218,19 @@ export interface Server {
   update(now: number): void;
   /** Sends a payload of 1..1200 bytes to a connected client. */
   send(clientIndex: number, payload: Uint8Array): void;
-  /** The next payload received from the client, or `undefined`. */
+  /**
+   * The next payload received from the client, as a copy the caller owns,
+   * or `undefined`.
+   */
   receive(clientIndex: number): Uint8Array | undefined;
+  /**
+   * Copies the next payload received from the client into `buffer` (from
+   * offset 0) and returns its length, or 0 when there is none: the
+   * allocation-free form of `receive`. A buffer of 1200 bytes
+   * (`MAX_PAYLOAD_BYTES`) takes any payload; a payload that does not fit
+   * throws a `RangeError` and stays queued.
+   */
+  receiveInto(clientIndex: number, buffer: Uint8Array): number;
   /** Disconnects a client, sending it 10 disconnect packets. */
   disconnect(clientIndex: number): void;
   /** Disconnects every client. */
@@ -457,9 +476,7 @@ export function createServer(options: ServerOptions): Server {
   let receiveKeys: (Uint8Array | undefined)[] = [];
   let userData: (Uint8Array | undefined)[] = [];
   let replay: ReplayProtection[] = [];
-  let queues: (Uint8Array | undefined)[][] = [];
-  let queueHead = new Int32Array(0);
-  let queueCount = new Int32Array(0);
+  let payloadQueues: PayloadQueue[] = [];
 
   const clientByAddress = new Map<string, number>();
   // Connected clients by the Address object their datagrams arrive with:
@@ -474,6 +491,12 @@ export function createServer(options: ServerOptions): Server {
   let lastPendingSweep = 0;
 
   const packetBuffer = new Uint8Array(MAX_PACKET_BYTES);
+  // Views of packetBuffer by length, made once: a datagram sent is a view.
+  const packetViews: (Uint8Array | undefined)[] = new Array(
+    MAX_PACKET_BYTES + 1,
+  ).fill(undefined);
+  // Payloads decrypt here, then are copied into their client's queue.
+  const payloadBuffer = new Uint8Array(MAX_PAYLOAD_BYTES);
   const connectedAllowed = packetTypeMask(
     CONNECTION_KEEP_ALIVE_PACKET,
     CONNECTION_PAYLOAD_PACKET,
@@ -490,6 +513,7 @@ export function createServer(options: ServerOptions): Server {
     privateKey,
     currentTimestamp: 0,
     replayProtection: undefined,
+    payloadBuffer,
   };
 
   function start(newMaxClients?: number): void {
@@ -518,12 +542,7 @@ export function createServer(options: ServerOptions): Server {
     receiveKeys = new Array(slots).fill(undefined);
     userData = new Array(slots).fill(undefined);
     replay = Array.from({ length: slots }, createReplayProtection);
-    queues = Array.from(
-      { length: slots },
-      () => new Array(PACKET_QUEUE_SIZE).fill(undefined),
-    );
-    queueHead = new Int32Array(slots);
-    queueCount = new Int32Array(slots);
+    payloadQueues = Array.from({ length: slots }, createPayloadQueue);
     maxPending = slots * 4;
     maxTokenHistory = slots * 8;
   }
@@ -546,7 +565,10 @@ export function createServer(options: ServerOptions): Server {
   }
 
   function transmit(bytes: number, to: Address, type: number): void {
-    socket.send(packetBuffer.subarray(0, bytes), to);
+    socket.send(
+      packetViews[bytes] ??= packetBuffer.subarray(0, bytes),
+      to,
+    );
     sent[PACKET_TYPE_NAMES[type]]++;
   }
 
@@ -614,10 +636,7 @@ export function createServer(options: ServerOptions): Server {
     if (clientById.get(clientIds[clientIndex]) === clientIndex) {
       clientById.delete(clientIds[clientIndex]);
     }
-    const queue = queues[clientIndex];
-    queue.fill(undefined);
-    queueHead[clientIndex] = 0;
-    queueCount[clientIndex] = 0;
+    clearPayloadQueue(payloadQueues[clientIndex]);
     connected[clientIndex] = 0;
     loopback[clientIndex] = 0;
     confirmed[clientIndex] = 0;
@@ -667,15 +686,11 @@ export function createServer(options: ServerOptions): Server {
     }
   }
 
+  /** Queues a copy of the payload for `receive`. */
   function queuePayload(clientIndex: number, payload: Uint8Array): void {
-    if (queueCount[clientIndex] === PACKET_QUEUE_SIZE) {
+    if (!pushPayload(payloadQueues[clientIndex], payload)) {
       dropped.receiveQueueFull++;
-      return;
     }
-    const slot = (queueHead[clientIndex] + queueCount[clientIndex]) %
-      PACKET_QUEUE_SIZE;
-    queues[clientIndex][slot] = payload;
-    queueCount[clientIndex]++;
   }
 
   function sweepPending(): void {
@@ -987,13 +1002,25 @@ export function createServer(options: ServerOptions): Server {
   function receive(clientIndex: number): Uint8Array | undefined {
     if (!running) return undefined;
     checkIndex(clientIndex, "receive payload");
-    if (queueCount[clientIndex] === 0) return undefined;
-    const head = queueHead[clientIndex];
-    const payload = queues[clientIndex][head];
-    queues[clientIndex][head] = undefined;
-    queueHead[clientIndex] = (head + 1) % PACKET_QUEUE_SIZE;
-    queueCount[clientIndex]--;
-    return payload;
+    return shiftPayload(payloadQueues[clientIndex]);
+  }
+
+  function receiveInto(clientIndex: number, buffer: Uint8Array): number {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new TypeError(
+        "Cannot receive payload: the buffer is not a Uint8Array",
+      );
+    }
+    if (!running) return 0;
+    checkIndex(clientIndex, "receive payload");
+    const queue = payloadQueues[clientIndex];
+    const length = peekPayloadLength(queue);
+    if (length > buffer.length) {
+      throw new RangeError(
+        `Cannot receive payload: ${length} bytes do not fit in a ${buffer.length} byte buffer`,
+      );
+    }
+    return shiftPayloadInto(queue, buffer);
   }
 
   function disconnect(clientIndex: number): void {
@@ -1094,7 +1121,7 @@ export function createServer(options: ServerOptions): Server {
     checkIndex(clientIndex, "process loopback packet");
     if (!connected[clientIndex] || !loopback[clientIndex]) return;
     lastReceiveTime[clientIndex] = time;
-    queuePayload(clientIndex, payload.slice());
+    queuePayload(clientIndex, payload);
   }
 
   function close(): void {
@@ -1135,6 +1162,7 @@ export function createServer(options: ServerOptions): Server {
     update,
     send,
     receive,
+    receiveInto,
     disconnect,
     disconnectAll,
     clientConnected: (i) =>

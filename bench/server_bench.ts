@@ -11,9 +11,11 @@
  *
  * - `update`: `server.update(now)` draining the N datagrams: address
  *   lookup, packet checks, replay check, ChaCha20-Poly1305 decryption, the
- *   payload copy, queueing. (The echo follows, untimed.)
+ *   payload copy into its client's queue. (The echo follows, untimed.)
  * - `update + echo`: the same, then `receive()` every payload and `send()`
  *   it back: encryption and the socket's `send`, which here only counts.
+ * - `update + echo with receiveInto`: the echo takes each payload with
+ *   `receiveInto()` into one buffer instead, allocating nothing.
  *
  * Per-packet cost = time per iteration / N. The socket hands out the same
  * frozen `Address` object for every datagram of a client, as the FFI
@@ -95,6 +97,8 @@ interface ServerWorld {
   prepareBatch(freshAddresses: boolean): void;
   /** Receives and echoes every queued payload; returns how many. */
   echo(): number;
+  /** The same with `receiveInto` (no allocation per payload). */
+  echoInto(): number;
 }
 
 /** Connects `count` real clients to a server through an in-memory hub. */
@@ -176,6 +180,8 @@ function connectWorld(count: number): ServerWorld {
   const sequences = addresses.map(() => FIRST_SEQUENCE);
   const payload = new Uint8Array(PAYLOAD_BYTES).fill(7);
   const datagrams: Datagram[] = [];
+  const into = new Uint8Array(1200);
+  const intoViews: Uint8Array[] = [];
   const world: ServerWorld = {
     server,
     socket,
@@ -207,6 +213,20 @@ function connectWorld(count: number): ServerWorld {
       for (let i = 0; i < count; i++) {
         for (let p = server.receive(i); p; p = server.receive(i)) {
           server.send(i, p);
+          echoed++;
+        }
+      }
+      return echoed;
+    },
+    echoInto() {
+      let echoed = 0;
+      for (let i = 0; i < count; i++) {
+        for (
+          let bytes = server.receiveInto(i, into);
+          bytes > 0;
+          bytes = server.receiveInto(i, into)
+        ) {
+          server.send(i, intoViews[bytes] ??= into.subarray(0, bytes));
           echoed++;
         }
       }
@@ -249,6 +269,17 @@ for (const count of [64, 256, 1024]) {
       b.start();
       world.server.update(world.time);
       world.echo();
+      b.end();
+    },
+  });
+  Deno.bench({
+    name: `update + echo with receiveInto, ${count} clients`,
+    group: `server ${count}`,
+    fn(b) {
+      world.prepareBatch(false);
+      b.start();
+      world.server.update(world.time);
+      world.echoInto();
       b.end();
     },
   });

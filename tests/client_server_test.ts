@@ -733,3 +733,95 @@ Deno.test("a throwing onStateChange callback leaves the client consistent", () =
   assert(world.run(() => connected(client), 60) > 0, client.stateName);
   world.close();
 });
+
+Deno.test("receiveInto() hands server and client payloads over in order without a copy of their own", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  client.connect(token());
+  assert(world.run(() => connected(client), 60) > 0, client.stateName);
+  const serverBuffer = new Uint8Array(1200);
+  const clientBuffer = new Uint8Array(1200);
+  const sizes = [1, 100, 1200, 37, 1200, 1200, 1200, 5];
+  for (const [i, size] of sizes.entries()) {
+    client.send(new Uint8Array(size).fill(i + 1));
+    world.server.send(0, new Uint8Array(size).fill(i + 101));
+  }
+  world.step();
+  world.step();
+  for (const [i, size] of sizes.entries()) {
+    assertEquals(world.server.receiveInto(0, serverBuffer), size);
+    assertEquals(
+      serverBuffer.subarray(0, size),
+      new Uint8Array(size).fill(i + 1),
+    );
+    assertEquals(client.receiveInto(clientBuffer), size);
+    assertEquals(
+      clientBuffer.subarray(0, size),
+      new Uint8Array(size).fill(i + 101),
+    );
+  }
+  assertEquals(world.server.receiveInto(0, serverBuffer), 0);
+  assertEquals(client.receiveInto(clientBuffer), 0);
+  world.close();
+});
+
+Deno.test("receive() payloads have an ArrayBuffer of their own and outlive later traffic", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  client.connect(token());
+  assert(world.run(() => connected(client), 60) > 0, client.stateName);
+  const kept: Uint8Array[] = [];
+  for (let round = 0; round < 50; round++) {
+    client.send(new Uint8Array(100).fill(round));
+    world.server.send(0, new Uint8Array(100).fill(round));
+    world.step();
+    for (let p = world.server.receive(0); p; p = world.server.receive(0)) {
+      kept.push(p);
+    }
+    for (let p = client.receive(); p; p = client.receive()) kept.push(p);
+  }
+  assertEquals(kept.length, 100);
+  for (const payload of kept) {
+    assertEquals(payload.byteOffset, 0);
+    assertEquals(payload.buffer.byteLength, 100);
+  }
+  // Each round's pair still holds that round's bytes.
+  const rounds = kept.map((payload) => payload[0]).sort((a, b) => a - b);
+  assertEquals(rounds, Array.from({ length: 100 }, (_, i) => i >> 1));
+  world.close();
+});
+
+Deno.test("receiveInto() leaves a payload that does not fit queued and throws", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  client.connect(token());
+  assert(world.run(() => connected(client), 60) > 0, client.stateName);
+  client.send(new Uint8Array(300).fill(3));
+  world.server.send(0, new Uint8Array(300).fill(4));
+  world.step();
+  world.step();
+  assertThrows(
+    () => world.server.receiveInto(0, new Uint8Array(100)),
+    RangeError,
+    "Cannot receive payload: 300 bytes do not fit in a 100 byte buffer",
+  );
+  assertThrows(
+    () => client.receiveInto(new Uint8Array(299)),
+    RangeError,
+    "Cannot receive payload: 300 bytes do not fit in a 299 byte buffer",
+  );
+  assertThrows(
+    // @ts-expect-error: not a Uint8Array
+    () => client.receiveInto([0, 0, 0]),
+    TypeError,
+    "the buffer is not a Uint8Array",
+  );
+  assertThrows(
+    () => world.server.receiveInto(256, new Uint8Array(1200)),
+    RangeError,
+    "client index 256 is outside 0..255",
+  );
+  assertEquals(world.server.receive(0), new Uint8Array(300).fill(3));
+  assertEquals(client.receive(), new Uint8Array(300).fill(4));
+  world.close();
+});
