@@ -16,7 +16,9 @@
 
 import { parseArgs } from "node:util";
 import { type Client, ClientState, createClient } from "../client.ts";
+import { MAX_PAYLOAD_BYTES } from "../packet.ts";
 import { generateConnectToken } from "../token.ts";
+import { openClientMultiplexer } from "./_load_mux.ts";
 import {
   createHistogram,
   emit,
@@ -34,6 +36,7 @@ import {
   record,
   SEND_HZ,
   sleep,
+  sleepUntil,
 } from "./_load_common.ts";
 
 const { values } = parseArgs({
@@ -48,7 +51,11 @@ const { values } = parseArgs({
     lifetime: { type: "string", default: "300" },
   },
 });
-const transport = parseTransport(values.transport);
+// "mux": every client of this process on one shared socket, each with its
+// own 127.1.x.y address (tools/_load_mux.ts).
+const transport = values.transport === "mux"
+  ? "mux"
+  : parseTransport(values.transport);
 const count = Number(values.count);
 const firstId = Number(values["first-id"]);
 const seconds = Number(values.seconds);
@@ -64,9 +71,17 @@ const slotMs = frameMs / slots;
 const DRAIN_MS = 1000;
 const CONNECT_MS = 30_000;
 
+const mux = transport === "mux"
+  ? openClientMultiplexer(firstId, count, {
+    hostname: "127.0.0.1",
+    port: Number(values.port),
+  })
+  : undefined;
 const clients: Client[] = [];
 for (let i = 0; i < count; i++) {
-  const client = createClient({ socket: openSocket(transport) });
+  const client = createClient({
+    socket: transport === "mux" ? mux!.sockets[i] : openSocket(transport),
+  });
   client.connect(generateConnectToken({
     serverAddresses: [serverAddress],
     clientId: BigInt(firstId + i),
@@ -94,6 +109,8 @@ readCommands((command) => {
 });
 
 const payload = new Uint8Array(PAYLOAD_BYTES);
+const echo = new Uint8Array(MAX_PAYLOAD_BYTES);
+const echoView = new DataView(echo.buffer);
 const payloadView = new DataView(payload.buffer);
 const sequences = new Uint32Array(count);
 let sent = 0;
@@ -108,13 +125,17 @@ const start = performance.now();
 /** Updates the clients of one slot: receive echoes, then send. */
 function runSlot(slot: number, now: number): void {
   const seconds = now / 1000;
+  mux?.pump();
   for (let i = slot; i < count; i += slots) {
     const client = clients[i];
     client.update(seconds);
-    for (let p = client.receive(); p; p = client.receive()) {
-      if (p.length !== PAYLOAD_BYTES) continue;
-      const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-      const sentAt = view.getFloat64(PAYLOAD_TIME, true);
+    for (
+      let bytes = client.receiveInto(echo);
+      bytes > 0;
+      bytes = client.receiveInto(echo)
+    ) {
+      if (bytes !== PAYLOAD_BYTES) continue;
+      const sentAt = echoView.getFloat64(PAYLOAD_TIME, true);
       if (sentAt >= goAt && goAt > 0) {
         echoed++;
         record(rtt, performance.now() - sentAt);
@@ -130,6 +151,7 @@ function runSlot(slot: number, now: number): void {
       sent++;
     }
   }
+  mux?.flush();
 }
 
 let slot = 0;
@@ -169,7 +191,7 @@ while (
   }
   next += slotMs;
   if (next < performance.now() - frameMs) next = performance.now();
-  await sleep(next - performance.now());
+  await sleepUntil(next);
 }
 
 if (currentPhase() === "done") {
@@ -194,4 +216,6 @@ if (currentPhase() === "done") {
 const deadline = performance.now() + 30_000;
 while (!quit && performance.now() < deadline) await sleep(20);
 for (const client of clients) client.close();
+mux?.flush();
+mux?.close();
 Deno.exit(0);

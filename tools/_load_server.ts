@@ -6,13 +6,14 @@
  * goes on echoing until `quit` or its deadline.
  *
  * Timed per tick: `update` = `server.update(now)` (receive, decrypt,
- * keep-alives, timeouts); `tick` = update plus receiving every payload and
- * sending it back (encrypt, socket send).
+ * keep-alives, timeouts); `tick` = update plus receiving every payload
+ * (`receiveInto`) and sending it back (encrypt, socket send).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { MAX_PAYLOAD_BYTES } from "../packet.ts";
 import { createServer } from "../server.ts";
 import {
   createHistogram,
@@ -25,7 +26,7 @@ import {
   PROTOCOL_ID,
   readCommands,
   record,
-  sleep,
+  sleepUntil,
   socketStats,
 } from "./_load_common.ts";
 import { openSocket } from "./_load_common.ts";
@@ -118,6 +119,10 @@ function finishWindow(now: number): void {
   });
 }
 
+// Payloads are echoed from one buffer (receiveInto: no allocation a packet).
+const echoBuffer = new Uint8Array(MAX_PAYLOAD_BYTES);
+const echoViews: Uint8Array[] = [];
+
 // The tick loop: fixed 60 Hz schedule; a tick that starts late is counted.
 let next = performance.now();
 while (!quit && performance.now() - start < lifetimeMs) {
@@ -127,8 +132,12 @@ while (!quit && performance.now() - start < lifetimeMs) {
   const t1 = performance.now();
   let echoed = 0;
   for (let i = 0; i < maxClients; i++) {
-    for (let p = server.receive(i); p; p = server.receive(i)) {
-      server.send(i, p);
+    for (
+      let bytes = server.receiveInto(i, echoBuffer);
+      bytes > 0;
+      bytes = server.receiveInto(i, echoBuffer)
+    ) {
+      server.send(i, echoViews[bytes] ??= echoBuffer.subarray(0, bytes));
       echoed++;
     }
   }
@@ -144,7 +153,7 @@ while (!quit && performance.now() - start < lifetimeMs) {
   // Never try to catch up more than one tick: a server that falls behind
   // runs back to back, which the late ticks and the CPU show.
   if (next < t2 - tickMs) next = t2;
-  await sleep(next - performance.now());
+  await sleepUntil(next);
 }
 server.close();
 Deno.exit(0);

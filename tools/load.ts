@@ -14,13 +14,20 @@
  * ```
  *
  * Flags: `--transport deno|ffi` (the server's socket), `--client-transport
- * deno|ffi` (default: the same), `--clients 64,256,1024`, `--seconds 10`,
+ * deno|ffi|mux` (default: the same as the server's; `mux` puts all the
+ * clients of a process on one shared socket, each with its own 127.1.x.y
+ * address, so they cost the machine far fewer system calls: Linux only, see
+ * `_load_mux.ts`), `--clients 64,256,1024`, `--seconds 10`,
  * `--client-processes 2`, `--slots 4` (groups the clients of a process are
- * spread over within the 60 Hz frame), `--client-nice 10` (the client
+ * spread over within the 60 Hz frame), `--pin` (with `taskset`: the server
+ * on CPU 0, every client process on CPU 1, so the clients, standing in for
+ * players on other machines, never preempt the server mid-update; needs two
+ * CPUs), `--client-nice 10` (the client
  * processes' `nice` level: they stand in for players on other machines, so
  * they yield the CPU to the server; 0 runs them at the server's priority),
  * `--server-deno-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"` (extra flags
- * for the server's `deno run`, to profile it), `--wait-idle 120` (before
+ * for the server's `deno run`, to profile it), `--client-deno-flags ""` (the
+ * same for the client processes), `--wait-idle 120` (before
  * each N, wait up to this many seconds for the rest of the machine to be
  * idle), `--retries 2` (a window during which the rest of the machine used
  * over 25 % of a core is measured again, up to this many times, and the
@@ -58,7 +65,9 @@ const { values } = parseArgs({
     "client-processes": { type: "string", default: "2" },
     slots: { type: "string", default: "4" },
     "client-nice": { type: "string", default: "10" },
+    pin: { type: "boolean", default: false },
     "server-deno-flags": { type: "string", default: "" },
+    "client-deno-flags": { type: "string", default: "" },
     "wait-idle": { type: "string", default: "120" },
     retries: { type: "string", default: "2" },
     write: { type: "boolean", default: false },
@@ -68,7 +77,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    "deno task load [--transport deno|ffi] [--client-transport deno|ffi] [--clients 64,256,1024] [--seconds 10] [--client-processes 2] [--slots 4] [--client-nice 10] [--write]",
+    "deno task load [--transport deno|ffi] [--client-transport deno|ffi|mux] [--clients 64,256,1024] [--seconds 10] [--client-processes 2] [--slots 4] [--client-nice 10] [--pin] [--write]",
   );
   Deno.exit(0);
 }
@@ -84,9 +93,9 @@ if (Deno.build.os !== "linux") {
   Deno.exit(1);
 }
 const transport = parseTransport(values.transport);
-const clientTransport = parseTransport(
-  values["client-transport"] ?? values.transport,
-);
+const clientTransport = values["client-transport"] === "mux"
+  ? "mux"
+  : parseTransport(values["client-transport"] ?? values.transport);
 const counts = values.clients.split(",").map((text) => {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 16384) {
@@ -108,6 +117,13 @@ const retries = Number(values.retries);
 /** A window in which the rest of the machine used more is measured again. */
 const MAX_OTHER_CPU_PERCENT = 25;
 const clientNice = Number(values["client-nice"]);
+const pin = values.pin;
+if (pin && navigator.hardwareConcurrency < 2) {
+  throw new RangeError("--pin needs at least two CPUs");
+}
+const clientDenoFlags = values["client-deno-flags"].split(" ").filter((flag) =>
+  flag !== ""
+);
 if (!Number.isInteger(clientNice) || clientNice < 0 || clientNice > 19) {
   throw new RangeError("--client-nice must be an integer from 0 to 19");
 }
@@ -128,6 +144,7 @@ function spawn(
   args: string[],
   nice = 0,
   denoFlags: string[] = [],
+  cpu?: number,
 ): Child {
   const deno = [
     Deno.execPath(),
@@ -141,7 +158,10 @@ function spawn(
   ];
   // The clients stand in for players on other machines: run at a lower
   // priority (nice) they take less of the server's CPU when both want it.
-  const command = nice > 0 ? ["nice", "-n", String(nice), ...deno] : deno;
+  const niced = nice > 0 ? ["nice", "-n", String(nice), ...deno] : deno;
+  const command = cpu === undefined
+    ? niced
+    : ["taskset", "-c", String(cpu), ...niced];
   const process = new Deno.Command(command[0], {
     args: command.slice(1),
     stdin: "piped",
@@ -229,6 +249,7 @@ async function runOnce(n: number): Promise<LoadRow> {
     ],
     0,
     values["server-deno-flags"].split(" ").filter((flag) => flag !== ""),
+    pin ? 0 : undefined,
   );
   const children: Child[] = [server];
   try {
@@ -239,16 +260,22 @@ async function runOnce(n: number): Promise<LoadRow> {
     const clients: Child[] = [];
     for (let p = 0; p < processes; p++) {
       const count = Math.floor(n / processes) + (p < n % processes ? 1 : 0);
-      clients.push(spawn("_load_client.ts", [
-        `--transport=${clientTransport}`,
-        `--count=${count}`,
-        `--first-id=${firstId}`,
-        `--port=${port}`,
-        `--key=${key}`,
-        `--seconds=${seconds}`,
-        `--slots=${slots}`,
-        `--lifetime=${lifetime}`,
-      ], clientNice));
+      clients.push(spawn(
+        "_load_client.ts",
+        [
+          `--transport=${clientTransport}`,
+          `--count=${count}`,
+          `--first-id=${firstId}`,
+          `--port=${port}`,
+          `--key=${key}`,
+          `--seconds=${seconds}`,
+          `--slots=${slots}`,
+          `--lifetime=${lifetime}`,
+        ],
+        clientNice,
+        clientDenoFlags,
+        pin ? 1 : undefined,
+      ));
       firstId += count;
     }
     children.push(...clients);
