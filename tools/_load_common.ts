@@ -213,15 +213,21 @@ export const sleep = (ms: number): Promise<void> =>
  * `setTimeout(f, 0)` about 2 ms later (measured on the load machine).
  */
 const TIMER_LATENESS_MS = 1.2;
-const hop = new MessageChannel();
+// Made on first use: an open MessageChannel keeps a process's event loop
+// alive, and load.ts, which imports this module, must be able to end.
+let hop: MessageChannel | undefined;
 let hopDone: (() => void) | undefined;
-hop.port1.onmessage = () => hopDone?.();
 
 /** A trip through the event loop (about 20 µs): stdin commands get in. */
 function yieldToEventLoop(): Promise<void> {
+  if (hop === undefined) {
+    hop = new MessageChannel();
+    hop.port1.onmessage = () => hopDone?.();
+  }
+  const channel = hop;
   return new Promise((resolve) => {
     hopDone = resolve;
-    hop.port2.postMessage(0);
+    channel.port2.postMessage(0);
   });
 }
 
