@@ -175,13 +175,27 @@ export function peekPayloadLength(queue: PayloadQueue): number {
 }
 
 /**
+ * Throws the `TypeError` of `receiveInto` when `buffer` is not a
+ * `Uint8Array`.
+ *
+ * @param buffer The caller's buffer.
+ */
+export function checkReceiveBuffer(buffer: unknown): void {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new TypeError(
+      "Cannot receive payload: the buffer is not a Uint8Array",
+    );
+  }
+}
+
+/**
  * Copies the oldest payload into `buffer` at offset 0 and takes it off the
- * queue. The caller checks first (with {@linkcode peekPayloadLength}) that
- * it fits.
+ * queue. A payload longer than the buffer stays queued.
  *
  * @param queue The queue.
  * @param buffer Where to copy it.
  * @returns Bytes copied, or 0 when the queue is empty.
+ * @throws {RangeError} When the payload does not fit in `buffer`.
  */
 export function shiftPayloadInto(
   queue: PayloadQueue,
@@ -191,6 +205,11 @@ export function shiftPayloadInto(
   const entry = queue.head;
   const offset = queue.offsets[entry];
   const length = queue.lengths[entry];
+  if (length > buffer.length) {
+    throw new RangeError(
+      `Cannot receive payload: ${length} bytes do not fit in a ${buffer.length} byte buffer`,
+    );
+  }
   buffer.set(
     offset < 0
       ? queue.copies[entry]!

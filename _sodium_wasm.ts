@@ -22,8 +22,8 @@ const CHACHA_NONCE_BYTES = 12;
 const XCHACHA_NONCE_BYTES = 24;
 const CHACHA: AeadConstruction = 0;
 
-// The Emscripten module behind the wrappers: raw functions and the heap.
-interface SodiumModule {
+/** The Emscripten module behind the wrappers: raw functions and the heap. */
+export interface SodiumModule {
   HEAPU8: Uint8Array;
   _malloc(size: number): number;
   _crypto_aead_chacha20poly1305_ietf_encrypt(

@@ -57,9 +57,9 @@ import {
   writePayloadPacket,
 } from "./packet.ts";
 import {
+  checkReceiveBuffer,
   clearPayloadQueue,
   createPayloadQueue,
-  peekPayloadLength,
   pushPayload,
   shiftPayload,
   shiftPayloadInto,
@@ -612,17 +612,7 @@ export function createClient(options: ClientOptions = {}): Client {
   }
 
   function receiveInto(buffer: Uint8Array): number {
-    if (!(buffer instanceof Uint8Array)) {
-      throw new TypeError(
-        "Cannot receive payload: the buffer is not a Uint8Array",
-      );
-    }
-    const length = peekPayloadLength(queue);
-    if (length > buffer.length) {
-      throw new RangeError(
-        `Cannot receive payload: ${length} bytes do not fit in a ${buffer.length} byte buffer`,
-      );
-    }
+    checkReceiveBuffer(buffer);
     return shiftPayloadInto(queue, buffer);
   }
 

@@ -84,10 +84,10 @@ import {
   writeChallengeToken,
 } from "./token.ts";
 import {
+  checkReceiveBuffer,
   clearPayloadQueue,
   createPayloadQueue,
   type PayloadQueue,
-  peekPayloadLength,
   pushPayload,
   shiftPayload,
   shiftPayloadInto,
@@ -1006,21 +1006,10 @@ export function createServer(options: ServerOptions): Server {
   }
 
   function receiveInto(clientIndex: number, buffer: Uint8Array): number {
-    if (!(buffer instanceof Uint8Array)) {
-      throw new TypeError(
-        "Cannot receive payload: the buffer is not a Uint8Array",
-      );
-    }
+    checkReceiveBuffer(buffer);
     if (!running) return 0;
     checkIndex(clientIndex, "receive payload");
-    const queue = payloadQueues[clientIndex];
-    const length = peekPayloadLength(queue);
-    if (length > buffer.length) {
-      throw new RangeError(
-        `Cannot receive payload: ${length} bytes do not fit in a ${buffer.length} byte buffer`,
-      );
-    }
-    return shiftPayloadInto(queue, buffer);
+    return shiftPayloadInto(payloadQueues[clientIndex], buffer);
   }
 
   function disconnect(clientIndex: number): void {

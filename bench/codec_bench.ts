@@ -30,6 +30,7 @@
  */
 
 import sodium from "libsodium-wrappers";
+import type { SodiumModule } from "../_sodium_wasm.ts";
 import { setAeadBackend } from "../crypto.ts";
 import { loadNativeSodium, nativeSodiumUnavailable } from "../sodium_native.ts";
 import {
@@ -53,52 +54,8 @@ import {
 
 await sodium.ready;
 
-interface RawSodium {
-  HEAPU8: Uint8Array;
-  _malloc(size: number): number;
-  _crypto_aead_chacha20poly1305_ietf_encrypt(
-    c: number,
-    clen: number,
-    m: number,
-    mlen: number,
-    mlenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    nsec: number,
-    npub: number,
-    k: number,
-  ): number;
-  _crypto_aead_chacha20poly1305_ietf_decrypt(
-    m: number,
-    mlen: number,
-    nsec: number,
-    c: number,
-    clen: number,
-    clenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    npub: number,
-    k: number,
-  ): number;
-  _crypto_aead_xchacha20poly1305_ietf_decrypt(
-    m: number,
-    mlen: number,
-    nsec: number,
-    c: number,
-    clen: number,
-    clenHigh: number,
-    ad: number,
-    adlen: number,
-    adlenHigh: number,
-    npub: number,
-    k: number,
-  ): number;
-}
-
 // deno-lint-ignore no-explicit-any
-const raw = (sodium as any).libsodium as RawSodium;
+const raw = (sodium as any).libsodium as SodiumModule;
 
 const PROTOCOL_ID = 0x1122334455667788n;
 const SEQUENCE = 1000;
