@@ -5,6 +5,10 @@
  * payloads echoed, and the time of each tick, then prints the result and
  * goes on echoing until `quit` or its deadline.
  *
+ * `--tick-log PATH` writes one JSON line per measured tick: how late it
+ * started and its update and echo times (ms), and the payloads its update
+ * received.
+ *
  * Timed per tick: `update` = `server.update(now)` (receive, decrypt,
  * keep-alives, timeouts); `tick` = update plus receiving every payload
  * (`receiveInto`) and sending it back (encrypt, socket send).
@@ -39,6 +43,7 @@ const { values } = parseArgs({
     key: { type: "string" },
     lifetime: { type: "string", default: "300" },
     hz: { type: "string", default: "60" },
+    "tick-log": { type: "string" },
   },
 });
 const transport = parseTransport(values.transport);
@@ -68,6 +73,8 @@ let ticks = 0;
 let lateTicks = 0;
 const updateTimes = createHistogram();
 const tickTimes = createHistogram();
+// --tick-log: one line per measured tick, to see what the slow ticks were.
+const tickLog: string[] = [];
 const start = performance.now();
 
 readCommands((command) => {
@@ -83,6 +90,9 @@ readCommands((command) => {
 
 function finishWindow(now: number): void {
   measuring = false;
+  if (values["tick-log"]) {
+    Deno.writeTextFileSync(values["tick-log"], tickLog.join("\n") + "\n");
+  }
   const cpu = processCpuSeconds() - cpuAtStart;
   const window = (now - goAt) / 1000;
   emit({
@@ -128,6 +138,7 @@ let next = performance.now();
 while (!quit && performance.now() - start < lifetimeMs) {
   const t0 = performance.now();
   if (t0 - next > tickMs) lateTicks += measuring ? 1 : 0;
+  const receivedBefore = server.stats.received.payload;
   server.update(t0 / 1000);
   const t1 = performance.now();
   let echoed = 0;
@@ -147,6 +158,14 @@ while (!quit && performance.now() - start < lifetimeMs) {
     ticks++;
     record(updateTimes, t1 - t0);
     record(tickTimes, t2 - t0);
+    if (values["tick-log"]) {
+      tickLog.push(JSON.stringify({
+        late: t0 - next,
+        update: t1 - t0,
+        echo: t2 - t1,
+        received: server.stats.received.payload - receivedBefore,
+      }));
+    }
     if (t2 - goAt >= seconds * 1000) finishWindow(t2);
   }
   next += tickMs;

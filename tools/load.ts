@@ -27,7 +27,9 @@
  * they yield the CPU to the server; 0 runs them at the server's priority),
  * `--server-deno-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"` (extra flags
  * for the server's `deno run`, to profile it), `--client-deno-flags ""` (the
- * same for the client processes), `--wait-idle 120` (before
+ * same for the client processes), `--tick-log PREFIX` (the server writes
+ * each measured tick, late start, update and echo time and payloads
+ * received, to `PREFIX-N.jsonl`), `--wait-idle 120` (before
  * each N, wait up to this many seconds for the rest of the machine to be
  * idle), `--retries 2` (a window during which the rest of the machine used
  * over 25 % of a core is measured again, up to this many times, and the
@@ -68,6 +70,7 @@ const { values } = parseArgs({
     pin: { type: "boolean", default: false },
     "server-deno-flags": { type: "string", default: "" },
     "client-deno-flags": { type: "string", default: "" },
+    "tick-log": { type: "string" },
     "wait-idle": { type: "string", default: "120" },
     retries: { type: "string", default: "2" },
     write: { type: "boolean", default: false },
@@ -77,7 +80,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    "deno task load [--transport deno|ffi] [--client-transport deno|ffi|mux] [--clients 64,256,1024] [--seconds 10] [--client-processes 2] [--slots 4] [--client-nice 10] [--pin] [--write]",
+    "deno task load [--transport deno|ffi] [--client-transport deno|ffi|mux] [--clients 64,256,1024] [--seconds 10] [--client-processes 2] [--slots 4] [--client-nice 10] [--pin] [--tick-log PREFIX] [--write]",
   );
   Deno.exit(0);
 }
@@ -189,9 +192,14 @@ async function nextMessage(
     );
   });
   try {
-    const next = await Promise.race([child.messages.next(), timeout]);
-    if (next.done) throw new Error(`${what}: the process ended`);
-    return JSON.parse(next.value);
+    // Lines that are not a message (V8's --trace-gc output, say) are passed
+    // on to stderr.
+    for (;;) {
+      const next = await Promise.race([child.messages.next(), timeout]);
+      if (next.done) throw new Error(`${what}: the process ended`);
+      if (next.value.startsWith("{")) return JSON.parse(next.value);
+      console.error(next.value);
+    }
   } finally {
     clearTimeout(timer);
   }
@@ -246,6 +254,9 @@ async function runOnce(n: number): Promise<LoadRow> {
       `--seconds=${seconds}`,
       `--key=${key}`,
       `--lifetime=${lifetime}`,
+      ...(values["tick-log"]
+        ? [`--tick-log=${values["tick-log"]}-${n}.jsonl`]
+        : []),
     ],
     0,
     values["server-deno-flags"].split(" ").filter((flag) => flag !== ""),
