@@ -29,7 +29,8 @@
  * for the server's `deno run`, to profile it), `--client-deno-flags ""` (the
  * same for the client processes), `--tick-log PREFIX` (the server writes
  * each measured tick, late start, update and echo time and payloads
- * received, to `PREFIX-N.jsonl`), `--wait-idle 120` (before
+ * received, to `PREFIX-N.jsonl`; a retried N keeps its last attempt's),
+ * `--wait-idle 120` (before
  * each N, wait up to this many seconds for the rest of the machine to be
  * idle), `--retries 2` (a window during which the rest of the machine used
  * over 25 % of a core is measured again, up to this many times, and the
