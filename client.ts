@@ -180,6 +180,12 @@ export interface Client {
   readonly maxClients: number;
   /** The server being connected to, or `undefined`. */
   readonly serverAddress: Address | undefined;
+  /**
+   * The largest payload {@linkcode Client.send} takes now: 1200 bytes, or
+   * less over a transport with smaller datagrams (WebTransport in Chromium:
+   * 1186).
+   */
+  readonly maxPayloadBytes: number;
   /** Whether in loopback mode. */
   readonly loopback: boolean;
   /** The time of the last update, in the caller's seconds. */
@@ -224,6 +230,10 @@ export interface Client {
   /** Same as {@linkcode Client.close}. */
   [Symbol.dispose](): void;
 }
+
+// A payload packet's bytes beyond its payload at most: prefix, 8 sequence
+// bytes, MAC.
+const PAYLOAD_OVERHEAD_BYTES = 25;
 
 const REQUEST_ALLOWED = packetTypeMask(
   CONNECTION_DENIED_PACKET,
@@ -600,11 +610,27 @@ export function createClient(options: ClientOptions = {}): Client {
       );
     }
     if (state !== ClientState.CONNECTED) return;
+    const limit = maxPayloadBytes();
+    if (payload.length > limit) {
+      throw new RangeError(
+        `Cannot send payload: ${payload.length} bytes exceeds the ${limit} byte limit of this transport`,
+      );
+    }
     if (loopback) {
       sendLoopbackPacket?.(clientIndex, payload, sequence++);
       return;
     }
     sendToServer({ type: CONNECTION_PAYLOAD_PACKET, payload });
+  }
+
+  function maxPayloadBytes(): number {
+    const datagramBytes = loopback || givenSocket === undefined
+      ? undefined
+      : givenSocket.maxDatagramBytes;
+    return datagramBytes === undefined ? MAX_PAYLOAD_BYTES : Math.max(
+      0,
+      Math.min(MAX_PAYLOAD_BYTES, datagramBytes - PAYLOAD_OVERHEAD_BYTES),
+    );
   }
 
   function receive(): Uint8Array | undefined {
@@ -680,6 +706,9 @@ export function createClient(options: ClientOptions = {}): Client {
     },
     get maxClients() {
       return maxClients;
+    },
+    get maxPayloadBytes() {
+      return maxPayloadBytes();
     },
     get serverAddress() {
       return serverAddress;

@@ -153,6 +153,14 @@ export interface ServerOptions {
    */
   socket?: DatagramSocket;
   /**
+   * A WebTransport socket for browser players
+   * (`listenWebTransport()` from socket_webtransport.ts), served beside the UDP socket(s): its
+   * address joins the server's addresses, so a token naming it is accepted,
+   * and the server owns it (closing the server closes it).
+   * @default {undefined}
+   */
+  webTransport?: DatagramSocket;
+  /**
    * Connection requests processed per update. Each costs an XChaCha20
    * decryption of the 1 KB private token, the only expensive thing an
    * unauthenticated sender can ask for; requests past this budget are dropped
@@ -394,6 +402,9 @@ export function createServer(options: ServerOptions): Server {
       `Cannot create server: max connection requests per update ${maxRequestsPerUpdate} is not a non-negative integer`,
     );
   }
+  if (options.webTransport !== undefined) {
+    checkDatagramSocket(options.webTransport, "create server: webTransport");
+  }
   // Every option is checked: only now may sockets be bound.
   let socket: DatagramSocket;
   let addresses: Address[];
@@ -423,6 +434,10 @@ export function createServer(options: ServerOptions): Server {
       hostname: address.hostname,
       port: sockets[i].address.port,
     }));
+  }
+  if (options.webTransport !== undefined) {
+    socket = createMultiSocket([socket, options.webTransport]);
+    addresses = [...addresses, options.webTransport.address];
   }
   const unixTime = options.unixTime ?? (() => Date.now() / 1000);
   let requestsThisUpdate = 0;

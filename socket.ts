@@ -48,6 +48,18 @@ export interface DatagramSocket {
   poll(): Datagram | undefined;
   /** Closes the socket and releases everything it holds. */
   close(): void;
+  /**
+   * For a transport whose peers are sessions (WebTransport): whether `to`
+   * is one of its peers. {@linkcode createMultiSocket} sends to such a peer
+   * through this socket.
+   */
+  hasPeer?(to: Address): boolean;
+  /**
+   * For a transport that carries smaller datagrams than netcode's 1225-byte
+   * payload packets (WebTransport in Chromium: 1211): the largest datagram it
+   * carries now. `createClient` refuses payloads that would not fit.
+   */
+  readonly maxDatagramBytes?: number;
 }
 
 const DEFAULT_MAX_QUEUE = 1024;
@@ -494,8 +506,9 @@ export function checkDatagramSocket(
 /**
  * Combines sockets, typically one IPv4 and one IPv6, into one
  * {@linkcode DatagramSocket}, so a dual-stack server runs over two sockets.
- * `poll()` takes turns between the sockets; `send()` goes through the first
- * socket whose family (IPv4 or IPv6, by its bound address) matches the
+ * `poll()` takes turns between the sockets; `send()` goes to a session
+ * transport (one with `hasPeer`, such as WebTransport) when the destination
+ * is one of its peers, and otherwise through the first socket whose family (IPv4 or IPv6, by its bound address) matches the
  * destination, or through the first socket when none matches; `close()`
  * closes them all. Its `address` is the first socket's.
  *
@@ -529,6 +542,17 @@ export function createMultiSocket(
   const first = all[0];
   const ipv4 = all.find((socket) => !isIpv6(socket.address)) ?? first;
   const ipv6 = all.find((socket) => isIpv6(socket.address)) ?? first;
+  const sessionSockets = all.filter((socket) =>
+    typeof socket.hasPeer === "function"
+  );
+  const ipv4Plain =
+    all.find((socket) =>
+      !isIpv6(socket.address) && socket.hasPeer === undefined
+    ) ?? ipv4;
+  const ipv6Plain =
+    all.find((socket) =>
+      isIpv6(socket.address) && socket.hasPeer === undefined
+    ) ?? ipv6;
   let next = 0;
   function close(): void {
     for (const socket of all) socket.close();
@@ -538,7 +562,13 @@ export function createMultiSocket(
     sockets: all,
     send(data: Uint8Array, to: Address): void {
       validateDestination(to);
-      (isIpv6(to) ? ipv6 : ipv4).send(data, to);
+      for (let i = 0; i < sessionSockets.length; i++) {
+        if (sessionSockets[i].hasPeer!(to)) {
+          sessionSockets[i].send(data, to);
+          return;
+        }
+      }
+      (isIpv6(to) ? ipv6Plain : ipv4Plain).send(data, to);
     },
     poll(): Datagram | undefined {
       for (let i = 0; i < all.length; i++) {

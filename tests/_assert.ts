@@ -226,3 +226,34 @@ export function assertThrows<E extends Error = Error>(
   }
   return thrown as E;
 }
+
+/**
+ * Fails unless the promise `fn` returns rejects, with an instance of
+ * `errorClass` whose message includes `msgIncludes` when given. Returns the
+ * error, as `@std/assert` does.
+ */
+export async function assertRejects<E extends Error = Error>(
+  fn: () => PromiseLike<unknown>,
+  errorClass?: ErrorClass<E>,
+  msgIncludes?: string,
+  msg?: string,
+): Promise<E> {
+  let thrown: unknown;
+  let threw = false;
+  try {
+    await fn();
+  } catch (error) {
+    threw = true;
+    thrown = error;
+  }
+  const context = msg ? `: ${msg}` : "";
+  if (!threw) fail(`Expected the promise to reject${context}`);
+  return assertThrows(
+    () => {
+      throw thrown;
+    },
+    errorClass,
+    msgIncludes,
+    msg,
+  );
+}
