@@ -315,9 +315,7 @@ export function listenWebTransport(
   const connections = new Set<Deno.QuicConn>();
   let numSessions = 0;
   let numConnecting = 0;
-  const queue: (Datagram | undefined)[] = new Array(maxQueue).fill(undefined);
-  let head = 0;
-  let count = 0;
+  const queue = createDatagramRing(maxQueue);
   const tasks = new Set<Promise<void>>();
 
   function track(task: Promise<void>): void {
@@ -454,15 +452,8 @@ export function listenWebTransport(
         stats.oversized++;
         continue;
       }
-      if (count === maxQueue) {
-        stats.dropped++;
-        continue;
-      }
-      let tail = head + count;
-      if (tail >= maxQueue) tail -= maxQueue;
-      queue[tail] = { data: value, from };
-      count++;
-      stats.received++;
+      if (queue.push({ data: value, from })) stats.received++;
+      else stats.dropped++;
     }
   }
 
@@ -488,8 +479,7 @@ export function listenWebTransport(
   function close(): void {
     if (isClosed) return;
     isClosed = true;
-    queue.fill(undefined);
-    count = 0;
+    queue.clear();
     for (const list of sessionsByPort.values()) {
       for (const session of list) {
         try {
@@ -614,16 +604,49 @@ export function listenWebTransport(
       session.writer.write(data.slice()).catch(() => stats.sendErrors++);
     },
     poll(): Datagram | undefined {
-      if (count === 0) return undefined;
-      const datagram = queue[head];
-      queue[head] = undefined;
-      head++;
-      if (head === maxQueue) head = 0;
-      count--;
-      return datagram;
+      return queue.shift();
     },
     close,
     [Symbol.dispose]: close,
+  };
+}
+
+interface DatagramRing {
+  /** Queues a datagram; false when the ring is full (nothing is queued). */
+  push(datagram: Datagram): boolean;
+  /** The oldest datagram, or `undefined`. */
+  shift(): Datagram | undefined;
+  /** Drops everything queued. */
+  clear(): void;
+}
+
+function createDatagramRing(capacity: number): DatagramRing {
+  const slots: (Datagram | undefined)[] = new Array(capacity).fill(undefined);
+  let head = 0;
+  let count = 0;
+  return {
+    push(datagram: Datagram): boolean {
+      if (count === capacity) return false;
+      let tail = head + count;
+      if (tail >= capacity) tail -= capacity;
+      slots[tail] = datagram;
+      count++;
+      return true;
+    },
+    shift(): Datagram | undefined {
+      if (count === 0) return undefined;
+      const datagram = slots[head];
+      slots[head] = undefined;
+      head++;
+      if (head === capacity) head = 0;
+      count--;
+      return datagram;
+    },
+    clear(): void {
+      slots.fill(undefined);
+      head = 0;
+      count = 0;
+    },
   };
 }
 
@@ -827,9 +850,7 @@ export function connectWebTransport(
   let retryAddress: Address | undefined;
   let retryAt = 0;
   let isClosed = false;
-  const queue: (Datagram | undefined)[] = new Array(maxQueue).fill(undefined);
-  let head = 0;
-  let count = 0;
+  const queue = createDatagramRing(maxQueue);
   const writes = new Set<Promise<unknown>>();
   const { promise: closed, resolve: resolveClosed } = Promise.withResolvers<
     void
@@ -895,15 +916,8 @@ export function connectWebTransport(
       for (;;) {
         const { value, done } = await reader.read();
         if (done || session !== current) return;
-        if (count === maxQueue) {
-          stats.dropped++;
-          continue;
-        }
-        let tail = head + count;
-        if (tail >= maxQueue) tail -= maxQueue;
-        queue[tail] = { data: value, from };
-        count++;
-        stats.received++;
+        if (queue.push({ data: value, from })) stats.received++;
+        else stats.dropped++;
       }
     }).catch(() => endSession(current, true));
     return current;
@@ -959,19 +973,12 @@ export function connectWebTransport(
       write(session, data.slice());
     },
     poll(): Datagram | undefined {
-      if (count === 0) return undefined;
-      const datagram = queue[head];
-      queue[head] = undefined;
-      head++;
-      if (head === maxQueue) head = 0;
-      count--;
-      return datagram;
+      return queue.shift();
     },
     close(): void {
       if (isClosed) return;
       isClosed = true;
-      queue.fill(undefined);
-      count = 0;
+      queue.clear();
       const last = session;
       session = undefined;
       // Let queued datagrams (disconnect packets) go out first: a written
