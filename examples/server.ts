@@ -16,6 +16,11 @@
  */
 
 import { type Address, formatAddress, parseAddress } from "../address.ts";
+import { generateCertificate, readCertificate } from "../certificate.ts";
+import {
+  listenWebTransport,
+  type WebTransportServerSocket,
+} from "../socket_webtransport.ts";
 import {
   createServer,
   DEFAULT_MAX_CLIENTS,
@@ -38,6 +43,7 @@ import {
   parseSecondsFlag,
   parseUint64Flag,
   runCommand,
+  usageError,
 } from "./_args.ts";
 import {
   DEFAULT_PROTOCOL_ID,
@@ -77,6 +83,12 @@ export interface EchoServerOptions {
   durationSeconds?: number;
   /** Where log lines go. @default {console.log} */
   log?: (line: string) => void;
+  /**
+   * A WebTransport socket for browser players, served beside UDP; the echo
+   * server owns it.
+   * @default {undefined}
+   */
+  webTransport?: WebTransportServerSocket;
 }
 
 /** What an echo server counted. */
@@ -167,6 +179,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       privateKey: options.privateKey,
       maxClients: options.maxClients ?? DEFAULT_MAX_CLIENTS,
       socket,
+      webTransport: options.webTransport,
       onConnect(index) {
         connectedSlots.add(index);
         echoedBySlot[index] = 0;
@@ -209,6 +222,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
     }
   } catch (error) {
     for (const socket of sockets) socket.close();
+    options.webTransport?.close();
     throw error;
   }
 
@@ -229,8 +243,12 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
 
   log(
     `listening on ${
-      addresses.map(formatAddress).join(" and ")
-    } (udp), ${server.maxClients} slots, ${tickRate} Hz${
+      addresses.map((address) =>
+        `${formatAddress(address)} (${
+          address === options.webTransport?.address ? "webtransport" : "udp"
+        })`
+      ).join(" and ")
+    }, ${server.maxClients} slots, ${tickRate} Hz${
       metricsUrl ? `, metrics at ${metricsUrl}` : ""
     }`,
   );
@@ -296,6 +314,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
     } finally {
       server.close();
       await Promise.all(sockets.map((socket) => socket.closed));
+      await options.webTransport?.closed;
       await metricsServer?.shutdown();
     }
     const seconds = (performance.now() - startTime) / 1000;
@@ -450,6 +469,9 @@ const SERVER_FLAGS = {
   "metrics-port": { type: "string" },
   "stats-interval": { type: "string" },
   duration: { type: "string" },
+  webtransport: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -473,6 +495,10 @@ Flags:
                         (0 picks a free port) [default: off]
   --stats-interval S    seconds between stats lines, 0 for none [default: 5]
   --duration S          stop after S seconds [default: run until signalled]
+  --webtransport ADDRESS  also serve browser players over WebTransport on this
+                        address (a UDP port of its own) [default: off]
+  --cert FILE --key FILE  PEM certificate and key for WebTransport
+                        [default: a generated development certificate]
   -h, --help            show this help
 
 Prefer $${PRIVATE_KEY_ENV} to --private-key: command lines are visible to
@@ -490,7 +516,9 @@ export const serverCommand: Command = {
       console.log(serverUsage(program));
       return EXIT_OK;
     }
-    const options: EchoServerOptions = {
+    const options: EchoServerOptions & {
+      webTransport?: WebTransportServerSocket;
+    } = {
       addresses: (flags.address ?? [DEFAULT_SERVER_ADDRESS]).map((text) =>
         parseAddressFlag("--address", text, true)
       ),
@@ -522,6 +550,36 @@ export const serverCommand: Command = {
         (message) => console.error(message),
       ),
     };
+    if (
+      (flags.cert === undefined) !== (flags.key === undefined) ||
+      (flags.cert !== undefined && flags.webtransport === undefined)
+    ) {
+      throw usageError(
+        "--cert and --key go together, with --webtransport",
+      );
+    }
+    if (flags.webtransport !== undefined) {
+      const address = parseAddressFlag(
+        "--webtransport",
+        flags.webtransport,
+        true,
+      );
+      const certificate = flags.cert === undefined
+        ? await generateCertificate()
+        : await readCertificate(
+          await Deno.readTextFile(flags.cert),
+          await Deno.readTextFile(flags.key!),
+        );
+      options.webTransport = listenWebTransport({ address, certificate });
+      const hash = Array.from(
+        certificate.hash,
+        (byte) => byte.toString(16).padStart(2, "0"),
+      ).join("");
+      console.log(
+        `webtransport: ${options.webTransport.url} certificate sha-256 ${hash}` +
+          (flags.cert === undefined ? " (generated for development)" : ""),
+      );
+    }
     const echo = startEchoServer(options);
     const signals: Deno.Signal[] = Deno.build.os === "windows"
       ? ["SIGINT"]

@@ -323,3 +323,41 @@ Deno.test("netcode server disconnects its clients on SIGTERM", async () => {
   assertStringIncludes(stdout, "SIGTERM: disconnecting 1 clients");
   assertStringIncludes(stdout, ": server disconnected, echoed");
 });
+
+Deno.test("netcode server --webtransport prints the URL and a development certificate hash", async () => {
+  const { code, stdout, stderr } = await netcode(
+    [
+      "server",
+      "--address",
+      "127.0.0.1:0",
+      "--webtransport",
+      "127.0.0.1:0",
+      "--duration",
+      "0.5",
+      "--stats-interval",
+      "0",
+    ],
+    { NETCODE_PRIVATE_KEY: KEY },
+  );
+  assertEquals(code, 0, stderr);
+  assertMatch(
+    stdout,
+    /^webtransport: https:\/\/127\.0\.0\.1:\d+\/netcode certificate sha-256 [0-9a-f]{64} \(generated for development\)$/m,
+  );
+  assertMatch(
+    stdout,
+    /^listening on 127\.0\.0\.1:\d+ \(udp\) and 127\.0\.0\.1:\d+ \(webtransport\)/m,
+  );
+});
+
+Deno.test("netcode server refuses --cert without --key", async () => {
+  const { code, stderr } = await netcode([
+    "server",
+    "--webtransport",
+    "127.0.0.1:0",
+    "--cert",
+    "cert.pem",
+  ]);
+  assertEquals(code, 2);
+  assertStringIncludes(stderr, "--cert and --key go together");
+});
