@@ -152,7 +152,6 @@ export interface WebTransportServerSocket extends DatagramSocket {
 
 interface Session {
   readonly address: Address;
-  readonly ip: string;
   readonly transport: WebTransport;
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly maxDatagramBytes: number;
@@ -286,9 +285,7 @@ export function listenWebTransport(
   }
   const bound = endpoint.addr;
   const address: Address = Object.freeze({
-    hostname: parseAddress(
-      bound.hostname.includes(":") ? `[${bound.hostname}]:0` : bound.hostname,
-    ).hostname,
+    hostname: canonicalHostname(bound.hostname),
     port: bound.port,
   });
   const url = `https://${formatAddress(address)}${path}`;
@@ -387,14 +384,9 @@ export function listenWebTransport(
         transport.close();
         return;
       }
-      const remote = conn.remoteAddr;
       const peer: Address = Object.freeze({
-        hostname: parseAddress(
-          remote.hostname.includes(":")
-            ? `[${remote.hostname}]:0`
-            : remote.hostname,
-        ).hostname,
-        port: remote.port,
+        hostname: canonicalHostname(remoteIp),
+        port: conn.remoteAddr.port,
       });
       const limit = Math.min(
         transport.datagrams.maxDatagramSize,
@@ -402,7 +394,6 @@ export function listenWebTransport(
       );
       session = {
         address: peer,
-        ip: ip!,
         transport,
         writer: transport.datagrams.writable.getWriter(),
         maxDatagramBytes: limit,
@@ -665,6 +656,13 @@ function checkCertificate(
     );
   }
   return certificate;
+}
+
+// The hostname in the text parseAddress() produces, so peers compare equal
+// to addresses parsed elsewhere.
+function canonicalHostname(hostname: string): string {
+  return parseAddress(hostname.includes(":") ? `[${hostname}]:0` : hostname)
+    .hostname;
 }
 
 function errorText(error: unknown): string {

@@ -516,9 +516,7 @@ export const serverCommand: Command = {
       console.log(serverUsage(program));
       return EXIT_OK;
     }
-    const options: EchoServerOptions & {
-      webTransport?: WebTransportServerSocket;
-    } = {
+    const options: EchoServerOptions = {
       addresses: (flags.address ?? [DEFAULT_SERVER_ADDRESS]).map((text) =>
         parseAddressFlag("--address", text, true)
       ),
@@ -571,10 +569,7 @@ export const serverCommand: Command = {
           await Deno.readTextFile(flags.key!),
         );
       options.webTransport = listenWebTransport({ address, certificate });
-      const hash = Array.from(
-        certificate.hash,
-        (byte) => byte.toString(16).padStart(2, "0"),
-      ).join("");
+      const hash = certificate.hash.toHex();
       console.log(
         `webtransport: ${options.webTransport.url} certificate sha-256 ${hash}` +
           (flags.cert === undefined ? " (generated for development)" : ""),

@@ -7,6 +7,7 @@
 
 import { assertEquals } from "./_assert.ts";
 import { PRIVATE_KEY, PROTOCOL_ID } from "./_harness.ts";
+import { toHex } from "./_vectors.ts";
 import { formatAddress } from "../address.ts";
 import { generateCertificate } from "../certificate.ts";
 import { createServer } from "../server.ts";
@@ -122,10 +123,7 @@ Deno.test({
           });
           return Response.json({
             connectToken: btoa(String.fromCharCode(...token)),
-            certificateHash: Array.from(
-              certificate.hash,
-              (b) => b.toString(16).padStart(2, "0"),
-            ).join(""),
+            certificateHash: toHex(certificate.hash),
           });
         }
         return new Response(PAGE, { headers: { "content-type": "text/html" } });

@@ -23,7 +23,7 @@ import {
 import { formatAddress } from "../address.ts";
 import { generateCertificate, readCertificate } from "../certificate.ts";
 import { ClientState, createClient } from "../client.ts";
-import { createServer } from "../server.ts";
+import { createServer, type Server } from "../server.ts";
 import {
   connectWebTransport,
   listenWebTransport,
@@ -39,6 +39,24 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
     if (performance.now() > deadline) throw new Error(`Timed out: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** A server on UDP and WebTransport (both on free loopback ports). */
+function serverWithWebTransport(): {
+  server: Server;
+  webTransport: WebTransportServerSocket;
+} {
+  const webTransport = listenWebTransport({
+    address: "127.0.0.1:0",
+    certificate,
+  });
+  const server = createServer({
+    address: "127.0.0.1:0",
+    webTransport,
+    protocolId: PROTOCOL_ID,
+    privateKey: PRIVATE_KEY,
+  });
+  return { server, webTransport };
 }
 
 function rawSession(
@@ -61,16 +79,7 @@ function rawSession(
 }
 
 Deno.test("createServer() serves a UDP client and a WebTransport client at once", async () => {
-  const webTransport = listenWebTransport({
-    address: "127.0.0.1:0",
-    certificate,
-  });
-  using server = createServer({
-    address: "127.0.0.1:0",
-    webTransport,
-    protocolId: PROTOCOL_ID,
-    privateKey: PRIVATE_KEY,
-  });
+  const { server, webTransport } = serverWithWebTransport();
   assertEquals(server.addresses.length, 2);
   assertEquals(server.addresses[1], webTransport.address);
   await connectAndEcho(
@@ -83,7 +92,7 @@ Deno.test("createServer() serves a UDP client and a WebTransport client at once"
   assertGreater(webTransport.stats.received, 10);
   assertGreater(webTransport.stats.sent, 10);
   server.close();
-  await webTransport.closed;
+  await webTransport.closed; // closing the server closed it
 });
 
 Deno.test("connectWebTransport() echoes 1..limit bytes and client.send() refuses more", async () => {
@@ -99,16 +108,7 @@ Deno.test("connectWebTransport() echoes 1..limit bytes and client.send() refuses
       } as unknown as WebTransportDatagramDuplexStream;
     }
   }
-  const webTransport = listenWebTransport({
-    address: "127.0.0.1:0",
-    certificate,
-  });
-  using server = createServer({
-    webTransport,
-    address: "127.0.0.1:0",
-    protocolId: PROTOCOL_ID,
-    privateKey: PRIVATE_KEY,
-  });
+  const { server, webTransport } = serverWithWebTransport();
   const socket = connectWebTransport({
     certificateHashes: [certificate.hash],
     webTransport: SmallDatagrams,
@@ -154,7 +154,7 @@ Deno.test("connectWebTransport() echoes 1..limit bytes and client.send() refuses
     "1187 bytes exceeds the 1186 byte limit",
   );
   server.close();
-  await webTransport.closed;
+  await webTransport.closed; // closing the server closed it
 });
 
 Deno.test("listenWebTransport() removes the peer of a closed or idle session", async () => {
@@ -195,16 +195,7 @@ Deno.test("listenWebTransport() leaves no peer after 200 abandoned sessions", as
 });
 
 Deno.test("createServer() drops and counts garbage datagrams in a session", async () => {
-  const webTransport = listenWebTransport({
-    address: "127.0.0.1:0",
-    certificate,
-  });
-  using server = createServer({
-    webTransport,
-    address: "127.0.0.1:0",
-    protocolId: PROTOCOL_ID,
-    privateKey: PRIVATE_KEY,
-  });
+  const { server, webTransport } = serverWithWebTransport();
   const session = rawSession(webTransport);
   await session.ready;
   const writer = session.datagrams.writable.getWriter();
@@ -228,7 +219,7 @@ Deno.test("createServer() drops and counts garbage datagrams in a session", asyn
   session.close();
   await waitFor(() => webTransport.numSessions === 0, "session removed");
   server.close();
-  await webTransport.closed;
+  await webTransport.closed; // closing the server closed it
 });
 
 Deno.test("listenWebTransport() refuses sessions over the per-IP limit and counts them", async () => {
