@@ -14,10 +14,27 @@
  * }
  * ```
  *
+ * Browser players ask `POST /token?transport=webtransport`: their token names
+ * the servers' WebTransport addresses instead, and the answer also carries
+ * what the browser needs to open the sessions (hashes in hex, current first,
+ * then the next one during a certificate rotation):
+ *
+ * ```json
+ * {
+ *   "webTransport": [
+ *     { "url": "https://127.0.0.1:40001/netcode", "certificateHashes": ["9f86..."] }
+ *   ]
+ * }
+ * ```
+ *
+ * The backend can also serve a few static files (`assets`: the browser page
+ * and its bundle) on `GET`; they are not rate limited.
+ *
  * Errors are JSON `{ "error": "..." }`: 401 for a missing or unknown
- * credential (with `WWW-Authenticate: Bearer`), 405 for another method, 404
- * for another path, and 429 with `Retry-After` (seconds) when one IP asks
- * too often. The client id is the first 8 bytes of SHA-256 of the user name,
+ * credential (with `WWW-Authenticate: Bearer`), 400 for an unknown transport
+ * or one this backend has no servers for, 405 for another method, 404 for
+ * another path, and 429 with `Retry-After` (seconds) when one IP asks too
+ * often. The client id is the first 8 bytes of SHA-256 of the user name,
  * so each player keeps one id (and a server refuses a second connection with
  * it). The private key comes from `--private-key` or `NETCODE_PRIVATE_KEY`
  * and is never logged.
@@ -34,6 +51,7 @@
  */
 
 import { type Address, formatAddress, parseAddress } from "../address.ts";
+import { DEFAULT_WEBTRANSPORT_PATH } from "../socket_webtransport.ts";
 import {
   DEFAULT_CONNECT_TOKEN_EXPIRY_SECONDS,
   DEFAULT_TIMEOUT_SECONDS,
@@ -44,9 +62,11 @@ import {
   EXIT_OK,
   parseAddressFlag,
   parseFlags,
+  parseHexFlag,
   parseIntegerFlag,
   parseUint64Flag,
   runCommand,
+  usageError,
 } from "./_args.ts";
 import {
   DEFAULT_PROTOCOL_ID,
@@ -66,10 +86,42 @@ export const DEV_USERS: Readonly<Record<string, string>> = Object.freeze({
 /** Where the backend listens unless told otherwise. */
 export const DEFAULT_BACKEND_ADDRESS = "127.0.0.1:8080";
 
+/** A game server's WebTransport endpoint, for browser players. */
+export interface BackendWebTransportServer {
+  /** The endpoint's address, as the game server lists it. */
+  readonly address: string | Address;
+  /**
+   * The SHA-256 hashes of its certificates, current first: an array, or a
+   * function read on every token request (so a rotation is picked up).
+   * Empty for a CA-signed certificate.
+   */
+  readonly certificateHashes:
+    | readonly Uint8Array[]
+    | (() => readonly Uint8Array[]);
+  /** The session path. @default {"/netcode"} */
+  readonly path?: string;
+}
+
+/** A static file the backend serves on `GET`. */
+export interface BackendAsset {
+  /** The `Content-Type` header. */
+  readonly contentType: string;
+  /** The body. */
+  readonly body: string | Uint8Array<ArrayBuffer>;
+}
+
 /** Options of {@linkcode createBackendHandler}. */
 export interface BackendOptions {
-  /** The game servers written in every token, in the order tried. */
+  /** The game servers written in UDP players' tokens, in the order tried. */
   serverAddresses: readonly (string | Address)[];
+  /**
+   * The WebTransport endpoints written in browser players' tokens
+   * (`POST /token?transport=webtransport`), in the order tried.
+   * @default {none: browser players are refused with 400}
+   */
+  webTransportServers?: readonly BackendWebTransportServer[];
+  /** Static files by path (`"/"`, `"/browser.js"`), served on GET. @default {none} */
+  assets?: Readonly<Record<string, BackendAsset>>;
   /** The game's protocol id. @default {0x1122334455667788n} */
   protocolId?: bigint;
   /** The 32-byte private key shared with the game servers. */
@@ -153,6 +205,23 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
     typeof address === "string" ? parseAddress(address) : address
   );
   const serverNames = servers.map(formatAddress);
+  const webTransportServers = (options.webTransportServers ?? []).map(
+    (server) => {
+      const address = typeof server.address === "string"
+        ? parseAddress(server.address)
+        : server.address;
+      const hashes = server.certificateHashes;
+      return {
+        address,
+        url: `https://${formatAddress(address)}${
+          server.path ?? DEFAULT_WEBTRANSPORT_PATH
+        }`,
+        hashes: typeof hashes === "function" ? hashes : () => hashes,
+      };
+    },
+  );
+  const webTransportAddresses = webTransportServers.map((s) => s.address);
+  const assets = new Map(Object.entries(options.assets ?? {}));
   const protocolId = options.protocolId ?? DEFAULT_PROTOCOL_ID;
   const privateKey = options.privateKey.slice();
   const users = new Map(Object.entries(options.users ?? DEV_USERS));
@@ -165,14 +234,17 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
   const clientIds = new Map<string, Promise<bigint>>();
 
   // Check the configuration once, now, rather than on every request.
-  generateConnectToken({
-    serverAddresses: servers,
-    clientId: 0n,
-    protocolId,
-    privateKey,
-    expireSeconds,
-    timeoutSeconds,
-  });
+  for (const addresses of [servers, webTransportAddresses]) {
+    if (addresses === webTransportAddresses && addresses.length === 0) break;
+    generateConnectToken({
+      serverAddresses: addresses,
+      clientId: 0n,
+      protocolId,
+      privateKey,
+      expireSeconds,
+      timeoutSeconds,
+    });
+  }
 
   // A token bucket per IP: `limit` requests, refilled over a minute.
   const buckets = new Map<string, Bucket>();
@@ -205,6 +277,16 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
   }
 
   return async (request, info) => {
+    const url = new URL(request.url);
+    const asset = assets.get(url.pathname);
+    if (
+      asset !== undefined &&
+      (request.method === "GET" || request.method === "HEAD")
+    ) {
+      return new Response(request.method === "HEAD" ? null : asset.body, {
+        headers: { "content-type": asset.contentType },
+      });
+    }
     const ip = "hostname" in info.remoteAddr
       ? info.remoteAddr.hostname
       : "local";
@@ -216,10 +298,21 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
         "retry-after": String(retryAfter),
       });
     }
-    const path = new URL(request.url).pathname;
-    if (path !== "/token") return json(404, { error: "not found" });
+    if (url.pathname !== "/token") return json(404, { error: "not found" });
     if (request.method !== "POST") {
       return json(405, { error: "use POST" }, { allow: "POST" });
+    }
+    const transport = url.searchParams.get("transport") ?? "udp";
+    if (transport !== "udp" && transport !== "webtransport") {
+      return json(400, {
+        error: `unknown transport "${transport}": use udp or webtransport`,
+      });
+    }
+    const browser = transport === "webtransport";
+    if (browser && webTransportServers.length === 0) {
+      return json(400, {
+        error: "this backend has no servers for transport webtransport",
+      });
     }
     const match = /^Bearer +(\S+)\s*$/i.exec(
       request.headers.get("authorization") ?? "",
@@ -244,7 +337,7 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
     }
     const unixSeconds = Math.floor(now() / 1000);
     const token = generateConnectToken({
-      serverAddresses: servers,
+      serverAddresses: browser ? webTransportAddresses : servers,
       clientId: await clientId,
       protocolId,
       privateKey,
@@ -252,13 +345,21 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
       timeoutSeconds,
       now: unixSeconds,
     });
-    log(`200 for ${ip}: token for ${user} (client id ${await clientId})`);
+    log(
+      `200 for ${ip}: ${transport} token for ${user} (client id ${await clientId})`,
+    );
     return json(200, {
       connectToken: token.toBase64(),
       clientId: String(await clientId),
       user,
       expiresAt: expireSeconds < 0 ? null : unixSeconds + expireSeconds,
-      servers: serverNames,
+      servers: browser ? webTransportAddresses.map(formatAddress) : serverNames,
+      ...(browser && {
+        webTransport: webTransportServers.map((server) => ({
+          url: server.url,
+          certificateHashes: server.hashes().map((hash) => hash.toHex()),
+        })),
+      }),
     });
   };
 }
@@ -301,6 +402,8 @@ export function startBackend(
 const BACKEND_FLAGS = {
   address: { type: "string" },
   server: { type: "string", multiple: true },
+  webtransport: { type: "string", multiple: true },
+  "cert-hash": { type: "string", multiple: true },
   "protocol-id": { type: "string" },
   "private-key": { type: "string" },
   expire: { type: "string" },
@@ -320,6 +423,10 @@ Flags:
   --address ADDRESS     HTTP address to listen on [default: ${DEFAULT_BACKEND_ADDRESS}]
   --server ADDRESS      game server written in tokens (repeatable)
                         [default: ${DEFAULT_SERVER_ADDRESS}]
+  --webtransport ADDRESS  a server's WebTransport address, for browser players
+                        (POST /token?transport=webtransport; repeatable)
+  --cert-hash HEX       SHA-256 of the WebTransport certificate, as
+                        "netcode server" prints it (repeatable: current first)
   --protocol-id ID      protocol id, hex (0x...) or decimal
                         [default: 0x${DEFAULT_PROTOCOL_ID.toString(16)}]
   --private-key HEX     private key shared with the servers, 64 hex characters
@@ -341,6 +448,16 @@ export const backendCommand: Command = {
       console.log(backendUsage(program));
       return EXIT_OK;
     }
+    const certificateHashes = (flags["cert-hash"] ?? []).map((text) => {
+      const hash = parseHexFlag("--cert-hash", text, 32);
+      if (hash.length !== 32) {
+        throw usageError("--cert-hash: expected 32 bytes (64 hex characters)");
+      }
+      return hash;
+    });
+    if (certificateHashes.length > 0 && flags.webtransport === undefined) {
+      throw usageError("--cert-hash goes with --webtransport");
+    }
     const backend = startBackend({
       address: parseAddressFlag(
         "--address",
@@ -350,6 +467,10 @@ export const backendCommand: Command = {
       serverAddresses: (flags.server ?? [DEFAULT_SERVER_ADDRESS]).map((text) =>
         parseAddressFlag("--server", text)
       ),
+      webTransportServers: (flags.webtransport ?? []).map((text) => ({
+        address: parseAddressFlag("--webtransport", text),
+        certificateHashes,
+      })),
       protocolId: flags["protocol-id"] === undefined
         ? DEFAULT_PROTOCOL_ID
         : parseUint64Flag("--protocol-id", flags["protocol-id"]),

@@ -212,9 +212,108 @@ Deno.test("backend answers 404 and 405 off its one route", async () => {
   await wrongMethod.body?.cancel();
 });
 
+Deno.test("backend hands browser players WebTransport servers, URLs and current hashes", async () => {
+  let hashes = [new Uint8Array(32).fill(1)];
+  const { handler } = backend({
+    webTransportServers: [
+      { address: "127.0.0.1:40001", certificateHashes: () => hashes },
+      {
+        address: "[::1]:40001",
+        certificateHashes: [new Uint8Array(32).fill(3)],
+        path: "/game",
+      },
+    ],
+  });
+  const answer = async () => {
+    const response = await handler(
+      request("dev-bob", { path: "/token?transport=webtransport" }),
+      from("127.0.0.1"),
+    );
+    assertEquals(response.status, 200);
+    return await response.json();
+  };
+  const body = await answer();
+  assertEquals(body.servers, ["127.0.0.1:40001", "[::1]:40001"]);
+  const token = readConnectToken(Uint8Array.fromBase64(body.connectToken));
+  assertEquals(token?.serverAddresses.map(formatAddress), body.servers);
+  assertEquals(body.webTransport, [
+    {
+      url: "https://127.0.0.1:40001/netcode",
+      certificateHashes: ["01".repeat(32)],
+    },
+    { url: "https://[::1]:40001/game", certificateHashes: ["03".repeat(32)] },
+  ]);
+  // A rotation: the next hash is handed out from the next request on.
+  hashes = [hashes[0], new Uint8Array(32).fill(2)];
+  assertEquals((await answer()).webTransport[0].certificateHashes, [
+    "01".repeat(32),
+    "02".repeat(32),
+  ]);
+  // UDP players still get the UDP servers, and no WebTransport field.
+  const udp = await (await handler(request("dev-bob"), from("127.0.0.1")))
+    .json();
+  assertEquals(udp.servers, SERVERS);
+  assertEquals(udp.webTransport, undefined);
+});
+
+Deno.test("backend refuses a transport it has no servers for with 400", async () => {
+  const { handler } = backend();
+  for (const transport of ["webtransport", "carrier-pigeon"]) {
+    const response = await handler(
+      request("dev-bob", { path: `/token?transport=${transport}` }),
+      from("127.0.0.1"),
+    );
+    assertEquals(response.status, 400);
+    assertStringIncludes((await response.json()).error, "transport");
+  }
+});
+
+Deno.test("backend serves its assets on GET without spending the rate limit", async () => {
+  const { handler } = backend({
+    rateLimitPerMinute: 1,
+    assets: {
+      "/": { contentType: "text/html", body: "<p>hi</p>" },
+      "/browser.js": {
+        contentType: "text/javascript",
+        body: new TextEncoder().encode("export {};"),
+      },
+    },
+  });
+  for (let i = 0; i < 5; i++) {
+    const page = await handler(
+      request(undefined, { method: "GET", path: "/" }),
+      from("127.0.0.1"),
+    );
+    assertEquals(page.headers.get("content-type"), "text/html");
+    assertEquals(await page.text(), "<p>hi</p>");
+  }
+  const script = await handler(
+    request(undefined, { method: "GET", path: "/browser.js" }),
+    from("127.0.0.1"),
+  );
+  assertEquals(await script.text(), "export {};");
+  // The one request a minute is still there for the token.
+  const token = await handler(request("dev-alice"), from("127.0.0.1"));
+  assertEquals(token.status, 200);
+  await token.body?.cancel();
+  const posted = await handler(
+    request("dev-alice", { path: "/" }),
+    from("127.0.0.1"),
+  );
+  assertEquals(posted.status, 429);
+  await posted.body?.cancel();
+});
+
 Deno.test("backend refuses a bad configuration at once", () => {
   assertThrows(() => backend({ privateKey: new Uint8Array(16) }), RangeError);
   assertThrows(() => backend({ serverAddresses: ["nowhere"] }), TypeError);
+  assertThrows(
+    () =>
+      backend({
+        webTransportServers: [{ address: "nowhere", certificateHashes: [] }],
+      }),
+    TypeError,
+  );
 });
 
 Deno.test("flag parsers accept good values and name the flag otherwise", () => {
