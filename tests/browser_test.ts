@@ -5,26 +5,27 @@
 // Without /usr/bin/chromium the test says so loudly and passes nothing off
 // as checked: it is ignored.
 
-import { assertEquals } from "./_assert.ts";
+import { assertEquals, assertGreater } from "./_assert.ts";
 import { PRIVATE_KEY, PROTOCOL_ID } from "./_harness.ts";
-import { toHex } from "./_vectors.ts";
-import { formatAddress } from "../address.ts";
 import { generateCertificate } from "../certificate.ts";
 import { createServer } from "../server.ts";
 import { listenWebTransport } from "../socket_webtransport.ts";
-import { generateConnectToken } from "../token.ts";
+import {
+  bundleBrowserEntry,
+  CHROMIUM_PATH,
+  hasChromium,
+  launchChromium,
+} from "../examples/_browser.ts";
+import { startBackend } from "../examples/backend.ts";
+import {
+  screenshotBrowserDemo,
+  startBrowserDemo,
+} from "../examples/demo_browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!hasChromium) {
+const chromiumHere = hasChromium();
+if (!chromiumHere) {
   console.log(
-    "\n!!! browser_test: no Chromium at /usr/bin/chromium; the browser end-to-end test is IGNORED (apt-get install chromium) !!!\n",
+    `\n!!! browser_test: no Chromium at ${CHROMIUM_PATH}; the browser end-to-end tests are IGNORED (apt-get install chromium) !!!\n`,
   );
 }
 
@@ -62,29 +63,12 @@ window.runEcho = async (tokenBase64, hashHex, count) => {
 
 Deno.test({
   name:
-    "a browser client in headless Chromium echoes 300 payloads byte for byte",
-  ignore: !hasChromium,
+    "a browser client in headless Chromium, page and token from the backend, echoes 300 payloads byte for byte",
+  ignore: !chromiumHere,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir();
-    const bundlePath = `${dir}/browser.js`;
-    const built = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--platform",
-        "browser",
-        "-o",
-        bundlePath,
-        new URL("../browser.ts", import.meta.url).pathname,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assertEquals(built.success, true, new TextDecoder().decode(built.stderr));
-    const bundle = await Deno.readTextFile(bundlePath);
-    await Deno.remove(dir, { recursive: true });
-
+    const bundle = await bundleBrowserEntry();
     const certificate = await generateCertificate();
     const webTransport = listenWebTransport({
       address: "127.0.0.1:0",
@@ -105,54 +89,38 @@ Deno.test({
         }
       }
     }, 1000 / 60);
-    const http = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      (request) => {
-        const path = new URL(request.url).pathname;
-        if (path === "/browser.js") {
-          return new Response(bundle, {
-            headers: { "content-type": "text/javascript" },
-          });
-        }
-        if (path === "/token" && request.method === "POST") {
-          const token = generateConnectToken({
-            serverAddresses: [formatAddress(webTransport.address)],
-            clientId: 7n,
-            protocolId: PROTOCOL_ID,
-            privateKey: PRIVATE_KEY,
-          });
-          return Response.json({
-            connectToken: btoa(String.fromCharCode(...token)),
-            certificateHash: toHex(certificate.hash),
-          });
-        }
-        return new Response(PAGE, { headers: { "content-type": "text/html" } });
+    const backend = startBackend({
+      address: "127.0.0.1:0",
+      serverAddresses: [server.address],
+      webTransportServers: [{
+        address: webTransport.address,
+        certificateHashes: () => webTransport.certificateHashes,
+      }],
+      assets: {
+        "/": { contentType: "text/html", body: PAGE },
+        "/browser.js": { contentType: "text/javascript", body: bundle },
       },
-    );
-    const { chromium } = await import("npm:playwright-core@1.65.1");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
+      protocolId: PROTOCOL_ID,
+      privateKey: PRIVATE_KEY,
     });
+    const chromium = await launchChromium();
     try {
-      const page = await browser.newPage();
-      await page.goto(`http://127.0.0.1:${http.addr.port}/`);
-      await page.waitForFunction(() =>
-        typeof (globalThis as { runEcho?: unknown }).runEcho === "function"
+      const page = await chromium.open(backend.tokenUrl.replace(/token$/, ""));
+      await page.waitFor(
+        () =>
+          typeof (globalThis as { runEcho?: unknown }).runEcho === "function",
+        10_000,
       );
       const result = await page.evaluate(async () => {
-        const answer = await (await fetch("/token", { method: "POST" }))
-          .json();
+        const response = await fetch("/token?transport=webtransport", {
+          method: "POST",
+          headers: { authorization: "Bearer dev-alice" },
+        });
+        const answer = await response.json();
         // deno-lint-ignore no-explicit-any
         return await (globalThis as any).runEcho(
           answer.connectToken,
-          answer.certificateHash,
+          answer.webTransport[0].certificateHashes[0],
           300,
         );
       });
@@ -162,11 +130,48 @@ Deno.test({
         { state: "connected", echoed: 300, bad: 0 },
       );
     } finally {
-      await browser.close();
+      await chromium.close();
       clearInterval(timer);
       server.close();
       await webTransport.closed;
-      await http.shutdown();
+      await backend.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the browser demo: the page connects, gets its pings back and sees the UDP bots",
+  ignore: !chromiumHere,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const lines: string[] = [];
+    const demo = await startBrowserDemo({
+      httpAddress: "127.0.0.1:0",
+      udpAddress: "127.0.0.1:0",
+      webTransportAddress: "127.0.0.1:0",
+      bots: 2,
+      log: (line) => lines.push(line),
+    });
+    const dir = await Deno.makeTempDir();
+    try {
+      const status = await screenshotBrowserDemo(
+        demo.pageUrl,
+        `${dir}/demo.png`,
+        (line) => lines.push(line),
+      );
+      assertEquals(status.state, "connected", lines.join("\n"));
+      assertGreater(status.echoed, 7);
+      assertEquals(status.dots.filter((dot) => dot.kind === 0).length, 2);
+      assertEquals(status.dots.filter((dot) => dot.kind === 1).length, 1);
+      assertEquals(demo.server.numConnectedClients, 3);
+      // A PNG was written.
+      const png = await Deno.readFile(`${dir}/demo.png`);
+      assertEquals([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+    } finally {
+      await demo.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
