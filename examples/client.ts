@@ -9,7 +9,14 @@
  * deno run -A --unstable-net examples/client.ts --help
  * deno run -A --unstable-net examples/client.ts --server 127.0.0.1:40000 --packets 100
  * deno run -A --unstable-net examples/client.ts --token-url http://127.0.0.1:8080/token --credential dev-alice
+ * deno run -A --unstable-net examples/client.ts --webtransport --server 127.0.0.1:40001 --cert-hash <hex>
  * ```
+ *
+ * With `--webtransport` it connects the way a browser does, over
+ * WebTransport datagrams, to the servers' WebTransport addresses; a token
+ * from `--token-url` is then asked for with `?transport=webtransport`, and
+ * the certificate hashes come from the backend's answer unless `--cert-hash`
+ * gives them.
  *
  * The same code is the `netcode client` command of `cli.ts`.
  *
@@ -19,12 +26,15 @@
 import { formatAddress } from "../address.ts";
 import { ClientState, clientStateName, createClient } from "../client.ts";
 import { CONNECT_TOKEN_BYTES, MAX_PAYLOAD_BYTES } from "../packet.ts";
+import { type DatagramSocket } from "../socket.ts";
+import { connectWebTransport } from "../socket_webtransport.ts";
 import { generateConnectToken, readConnectToken } from "../token.ts";
 import {
   type Command,
   EXIT_FAILURE,
   EXIT_OK,
   parseFlags,
+  parseHexFlag,
   parseIntegerFlag,
   parseSecondsFlag,
   runCommand,
@@ -59,6 +69,11 @@ export interface EchoClientOptions {
   log?: (line: string) => void;
   /** Stops the run early (it then fails unless every echo is back). */
   signal?: AbortSignal;
+  /**
+   * The transport, for example `connectWebTransport()`; the run closes it.
+   * @default {UDP sockets on ephemeral ports}
+   */
+  socket?: DatagramSocket & { readonly closed?: Promise<void> };
 }
 
 /** The outcome of {@linkcode runEchoClient}. */
@@ -152,6 +167,7 @@ export async function runEchoClient(
   const connectStart = performance.now();
 
   const client = createClient({
+    socket: options.socket,
     onStateChange(previous, next) {
       // Connecting and losing the connection can happen in one update:
       // note it here rather than by polling the state.
@@ -215,6 +231,11 @@ export async function runEchoClient(
       if (client.state === ClientState.CONNECTED) {
         if (echoed === packets) return false;
         if (sent < packets) {
+          if (size > client.maxPayloadBytes) {
+            failure =
+              `size ${size} exceeds the ${client.maxPayloadBytes} byte payload limit of this transport`;
+            return false;
+          }
           const payload = new Uint8Array(size);
           fillPayload(payload, sent);
           sentAt[sent] = performance.now();
@@ -246,6 +267,7 @@ export async function runEchoClient(
       await sleep(FLUSH_MS);
     }
     client.close();
+    await options.socket?.closed;
   }
 
   rtts.sort((a, b) => a - b);
@@ -276,21 +298,33 @@ export async function runEchoClient(
   };
 }
 
+/** What the web backend answers `POST /token`. */
+export interface TokenAnswer {
+  /** The 2048-byte connect token. */
+  token: Uint8Array;
+  /**
+   * The certificate hashes of each WebTransport server (for a
+   * `?transport=webtransport` request), current first; empty otherwise.
+   */
+  certificateHashes: Uint8Array[];
+}
+
 /**
  * Asks the web backend for a connect token (`POST` with a bearer
- * credential; the answer is JSON with a base64 `connectToken`).
+ * credential; the answer is JSON with a base64 `connectToken` and, for
+ * browser players, the WebTransport servers' certificate hashes).
  *
  * @param url The backend's token URL: `http://127.0.0.1:8080/token`.
  * @param credential The bearer credential.
  * @param signal Aborts the request.
- * @returns The 2048-byte token.
+ * @returns The token and any certificate hashes.
  * @throws {Error} When the request fails or the answer is not a token.
  */
-export async function fetchConnectToken(
+export async function fetchTokenAnswer(
   url: string,
   credential: string,
   signal?: AbortSignal,
-): Promise<Uint8Array> {
+): Promise<TokenAnswer> {
   const response = await fetch(url, {
     method: "POST",
     headers: { authorization: `Bearer ${credential}` },
@@ -312,8 +346,13 @@ export async function fetchConnectToken(
     );
   }
   let token: Uint8Array;
+  let certificateHashes: Uint8Array[];
   try {
-    token = Uint8Array.fromBase64(JSON.parse(text).connectToken);
+    const answer = JSON.parse(text);
+    token = Uint8Array.fromBase64(answer.connectToken);
+    certificateHashes = (answer.webTransport ?? []).flatMap((
+      server: { certificateHashes: string[] },
+    ) => server.certificateHashes.map((hex) => Uint8Array.fromHex(hex)));
   } catch {
     throw new Error(
       `token request to ${url}: expected JSON with a base64 "connectToken"`,
@@ -324,7 +363,24 @@ export async function fetchConnectToken(
       `token request to ${url}: the token has ${token.length} bytes, not ${CONNECT_TOKEN_BYTES}`,
     );
   }
-  return token;
+  return { token, certificateHashes };
+}
+
+/**
+ * Asks the web backend for a connect token, as {@linkcode fetchTokenAnswer}.
+ *
+ * @param url The backend's token URL: `http://127.0.0.1:8080/token`.
+ * @param credential The bearer credential.
+ * @param signal Aborts the request.
+ * @returns The 2048-byte token.
+ * @throws {Error} When the request fails or the answer is not a token.
+ */
+export async function fetchConnectToken(
+  url: string,
+  credential: string,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  return (await fetchTokenAnswer(url, credential, signal)).token;
 }
 
 /**
@@ -364,6 +420,8 @@ const CLIENT_FLAGS = {
   size: { type: "string" },
   "tick-rate": { type: "string" },
   timeout: { type: "string" },
+  webtransport: { type: "boolean" },
+  "cert-hash": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -380,6 +438,13 @@ Where the connect token comes from (one of):
   --token-file FILE     a token file (raw 2048 bytes, base64 or hex)
   otherwise a token is made here with the private key:
 ${TOKEN_FLAGS_HELP}
+
+How to connect:
+  --webtransport        over WebTransport, as a browser does; the token names
+                        the servers' WebTransport addresses
+  --cert-hash HEX       SHA-256 of a self-signed server certificate, as
+                        "netcode server" prints it (repeatable)
+                        [default: from the --token-url answer]
 
 What to send:
   --packets N           payloads to send, one per update [default: 100]
@@ -435,12 +500,34 @@ export const clientCommand: Command = {
       throw usageError("--credential needs --token-url");
     }
 
+    if (flags["cert-hash"] !== undefined && !flags.webtransport) {
+      throw usageError("--cert-hash goes with --webtransport");
+    }
+    let certificateHashes = (flags["cert-hash"] ?? []).map((text) => {
+      const hash = parseHexFlag("--cert-hash", text, 32);
+      if (hash.length !== 32) {
+        throw usageError("--cert-hash: expected 32 bytes (64 hex characters)");
+      }
+      return hash;
+    });
+
     let token: Uint8Array;
     if (flags["token-url"] !== undefined) {
       if (flags.credential === undefined) {
         throw usageError("--token-url needs --credential");
       }
-      token = await fetchConnectToken(flags["token-url"], flags.credential);
+      let url: URL;
+      try {
+        url = new URL(flags["token-url"]);
+      } catch {
+        throw usageError(`--token-url: not a URL: ${flags["token-url"]}`);
+      }
+      if (flags.webtransport) url.searchParams.set("transport", "webtransport");
+      const answer = await fetchTokenAnswer(url.href, flags.credential);
+      token = answer.token;
+      if (certificateHashes.length === 0) {
+        certificateHashes = answer.certificateHashes;
+      }
     } else if (flags["token-file"] !== undefined) {
       token = await readTokenFile(flags["token-file"]);
     } else {
@@ -452,11 +539,14 @@ export const clientCommand: Command = {
       formatAddress,
     );
     console.log(
-      `connecting to ${
-        servers?.join(", ") ?? "(unreadable token)"
+      `connecting to ${servers?.join(", ") ?? "(unreadable token)"}${
+        flags.webtransport ? " over WebTransport" : ""
       }: ${packets} payloads of ${size} bytes at ${tickRate} Hz`,
     );
     const report = await runEchoClient({
+      socket: flags.webtransport
+        ? connectWebTransport({ certificateHashes })
+        : undefined,
       token,
       packets,
       size,

@@ -21,9 +21,13 @@ interface Output {
   stderr: string;
 }
 
-function command(args: string[], env: Record<string, string> = {}) {
+function command(
+  args: string[],
+  env: Record<string, string> = {},
+  script = CLI,
+) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-net", CLI, ...args],
+    args: ["run", "-A", "--unstable-net", script, ...args],
     env: { NO_COLOR: "1", NETCODE_PRIVATE_KEY: "", ...env },
     stdin: "null",
     stdout: "piped",
@@ -45,8 +49,12 @@ async function netcode(
 }
 
 /** A running subprocess whose stdout is read line by line. */
-function spawn(args: string[], env: Record<string, string> = {}) {
-  const child = command(args, env).spawn();
+function spawn(
+  args: string[],
+  env: Record<string, string> = {},
+  script = CLI,
+) {
+  const child = command(args, env, script).spawn();
   const lines: string[] = [];
   const waiters: (() => void)[] = [];
   const stdoutDone = (async () => {
@@ -348,6 +356,91 @@ Deno.test("netcode server --webtransport prints the URL and a development certif
     stdout,
     /^listening on 127\.0\.0\.1:\d+ \(udp\) and 127\.0\.0\.1:\d+ \(webtransport\)/m,
   );
+});
+
+Deno.test("netcode client --webtransport echoes through netcode server --webtransport, hash from the flag or from netcode backend", async () => {
+  const server = spawn(
+    [
+      "server",
+      "--address",
+      "127.0.0.1:0",
+      "--webtransport",
+      "127.0.0.1:0",
+      "--duration",
+      "30",
+      "--stats-interval",
+      "0",
+    ],
+    { NETCODE_PRIVATE_KEY: KEY },
+  );
+  let backend: ReturnType<typeof spawn> | undefined;
+  try {
+    const [, address, hash] = await server.waitFor(
+      /^webtransport: https:\/\/(127\.0\.0\.1:\d+)\/netcode certificate sha-256 ([0-9a-f]{64})/,
+      10_000,
+    );
+    const direct = await netcode([
+      "client",
+      "--webtransport",
+      "--server",
+      address,
+      "--cert-hash",
+      hash,
+      "--private-key",
+      KEY,
+      "--packets",
+      "20",
+      "--size",
+      "1200",
+    ]);
+    assertEquals(direct.code, 0, direct.stdout + direct.stderr);
+    assertStringIncludes(direct.stdout, `over WebTransport`);
+    assertStringIncludes(direct.stdout, "echoed 20/20 payloads of 1200 bytes");
+
+    backend = spawn(
+      [
+        "--address",
+        "127.0.0.1:0",
+        "--webtransport",
+        address,
+        "--cert-hash",
+        hash,
+      ],
+      { NETCODE_PRIVATE_KEY: KEY },
+      new URL("../examples/backend.ts", import.meta.url).pathname,
+    );
+    const [, tokenUrl] = await backend.waitFor(/^backend: POST (\S+)/, 10_000);
+    const viaBackend = await netcode([
+      "client",
+      "--webtransport",
+      "--token-url",
+      tokenUrl,
+      "--credential",
+      "dev-carol",
+      "--packets",
+      "20",
+    ]);
+    assertEquals(viaBackend.code, 0, viaBackend.stdout + viaBackend.stderr);
+    assertStringIncludes(viaBackend.stdout, `connecting to ${address} over`);
+    assertStringIncludes(viaBackend.stdout, "echoed 20/20 payloads");
+    await backend.waitFor(/200 for 127\.0\.0\.1: webtransport token/, 5_000);
+  } finally {
+    backend?.signal("SIGINT");
+    server.signal("SIGINT");
+  }
+  if (backend) assertEquals((await backend.finish()).code, 0);
+  const { code, stdout } = await server.finish();
+  assertEquals(code, 0, stdout);
+});
+
+Deno.test("netcode client refuses --cert-hash without --webtransport", async () => {
+  const { code, stderr } = await netcode([
+    "client",
+    "--cert-hash",
+    "00".repeat(32),
+  ]);
+  assertEquals(code, 2);
+  assertStringIncludes(stderr, "--cert-hash goes with --webtransport");
 });
 
 Deno.test("netcode server refuses --cert without --key", async () => {
