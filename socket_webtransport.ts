@@ -869,7 +869,12 @@ export function connectWebTransport(
     if (session !== current) return;
     session = undefined;
     stats.sessionsClosed++;
-    if (failed) {
+    // Datagrams still waiting for the session are lost with it.
+    stats.sendDropped += current.pending.length;
+    current.pending.length = 0;
+    // Deno 2.9 settles `closed` before `ready` rejects when a handshake
+    // fails (a wrong certificate hash): closing before ready is a failure.
+    if (failed || !current.ready) {
       retryAddress = current.address;
       retryAt = performance.now() + retrySeconds * 1000;
     }

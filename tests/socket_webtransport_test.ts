@@ -425,3 +425,32 @@ async function makeWithOpenssl(): Promise<
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+Deno.test("connectWebTransport() backs off after a failed handshake and counts what it lost", async () => {
+  using server = listenWebTransport({ address: "127.0.0.1:0", certificate });
+  const client = connectWebTransport({
+    certificateHashes: [new Uint8Array(32)], // not the server's
+    retrySeconds: 60,
+  });
+  try {
+    client.send(new Uint8Array(10), server.address);
+    client.send(new Uint8Array(10), server.address);
+    await waitFor(
+      () => client.stats.sessionsClosed === 1,
+      "the handshake fails",
+    );
+    assertStrictEquals(client.stats.sessionsOpened, 0);
+    // The two datagrams waiting for the session are counted as dropped ...
+    assertStrictEquals(client.stats.sendDropped, 2);
+    // ... and the next sends wait out the retry period instead of opening
+    // a session each.
+    for (let i = 0; i < 5; i++) client.send(new Uint8Array(10), server.address);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertStrictEquals(client.stats.sessionsClosed, 1);
+    assertStrictEquals(client.stats.sendDropped, 7);
+    assertStrictEquals(client.sessionAddress, undefined);
+  } finally {
+    client.close();
+    await client.closed;
+  }
+});
