@@ -7,7 +7,13 @@
 
 import { assertEquals, assertGreater } from "./_assert.ts";
 import { PRIVATE_KEY, PROTOCOL_ID } from "./_harness.ts";
-import { generateCertificate } from "../certificate.ts";
+import { assertRejects } from "./_assert.ts";
+import {
+  generateCertificate,
+  readCertificate,
+  type WebTransportCertificate,
+} from "../certificate.ts";
+import { formatAddress } from "../address.ts";
 import { createServer } from "../server.ts";
 import { listenWebTransport } from "../socket_webtransport.ts";
 import {
@@ -172,6 +178,155 @@ Deno.test({
     } finally {
       await demo.stop();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const opensslHere = await new Deno.Command("openssl", {
+  args: ["version"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((result) => result.success, () => false);
+if (chromiumHere && !opensslHere) {
+  console.log(
+    "\n!!! browser_test: no openssl; the browser certificate test is IGNORED (apt-get install openssl) !!!\n",
+  );
+}
+
+/** A self-signed certificate for 127.0.0.1 made by openssl. */
+async function opensslCertificate(
+  dir: string,
+  name: string,
+  key: string[],
+  days: number,
+): Promise<{ certPem: string; keyPem: string }> {
+  const result = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      ...key,
+      "-nodes",
+      "-days",
+      String(days),
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      `${dir}/${name}.key`,
+      "-out",
+      `${dir}/${name}.pem`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals(result.success, true, new TextDecoder().decode(result.stderr));
+  return {
+    certPem: await Deno.readTextFile(`${dir}/${name}.pem`),
+    keyPem: await Deno.readTextFile(`${dir}/${name}.key`),
+  };
+}
+
+Deno.test({
+  name:
+    "Chromium refuses by hash the certificates readCertificate() refuses, and takes the rest",
+  ignore: !chromiumHere || !opensslHere,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    const files = {
+      ec13: await opensslCertificate(dir, "ec13", ec, 13),
+      ec15: await opensslCertificate(dir, "ec15", ec, 15),
+      rsa13: await opensslCertificate(
+        dir,
+        "rsa13",
+        ["-newkey", "rsa:2048"],
+        13,
+      ),
+    };
+    await Deno.remove(dir, { recursive: true });
+    // The check refuses RSA and 15 days, unless told the certificate is
+    // CA-signed (which these are not: so Chromium must refuse them by hash).
+    await assertRejects(
+      () => readCertificate(files.ec15.certPem, files.ec15.keyPem),
+      RangeError,
+      "14 days",
+    );
+    await assertRejects(
+      () => readCertificate(files.rsa13.certPem, files.rsa13.keyPem),
+      RangeError,
+      "RSA",
+    );
+    const certificates: Record<string, WebTransportCertificate> = {
+      generated: await generateCertificate(),
+      ec13: await readCertificate(files.ec13.certPem, files.ec13.keyPem),
+      ec15: await readCertificate(files.ec15.certPem, files.ec15.keyPem, {
+        caSigned: true,
+      }),
+      rsa13: await readCertificate(files.rsa13.certPem, files.rsa13.keyPem, {
+        caSigned: true,
+      }),
+    };
+    const endpoints = Object.entries(certificates).map((
+      [name, certificate],
+    ) => ({
+      name,
+      hash: certificate.hash.toHex(),
+      socket: listenWebTransport({ address: "127.0.0.1:0", certificate }),
+    }));
+    // WebTransport needs a secure context: an http://127.0.0.1 page is one.
+    const http = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () =>
+        new Response("<!doctype html>", {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.open(`http://127.0.0.1:${http.addr.port}/`);
+      const outcomes = await page.evaluate(
+        async (arg) => {
+          const targets = arg as { name: string; url: string; hash: string }[];
+          const result: Record<string, string> = {};
+          await Promise.all(targets.map(async ({ name, url, hash }) => {
+            const session = new WebTransport(url, {
+              serverCertificateHashes: [{
+                algorithm: "sha-256",
+                value: Uint8Array.fromHex(hash),
+              }],
+            });
+            session.closed.catch(() => {});
+            try {
+              await session.ready;
+              result[name] = "ready";
+              session.close();
+            } catch (error) {
+              result[name] = `refused: ${(error as Error).message}`;
+            }
+          }));
+          return result;
+        },
+        endpoints.map(({ name, hash, socket }) => ({
+          name,
+          hash,
+          url: `https://${formatAddress(socket.address)}/netcode`,
+        })),
+      );
+      console.log(`browser_test: ${JSON.stringify(outcomes)}`);
+      assertEquals(outcomes.generated, "ready");
+      assertEquals(outcomes.ec13, "ready");
+      assertEquals(outcomes.ec15.startsWith("refused"), true, outcomes.ec15);
+      assertEquals(outcomes.rsa13.startsWith("refused"), true, outcomes.rsa13);
+    } finally {
+      await chromium.close();
+      await http.shutdown();
+      for (const { socket } of endpoints) {
+        socket.close();
+        await socket.closed;
+      }
     }
   },
 });
