@@ -26,7 +26,7 @@
 import { formatAddress } from "../address.ts";
 import { ClientState, clientStateName, createClient } from "../client.ts";
 import { CONNECT_TOKEN_BYTES, MAX_PAYLOAD_BYTES } from "../packet.ts";
-import { type DatagramSocket } from "../socket.ts";
+import type { DatagramSocket } from "../socket.ts";
 import { connectWebTransport } from "../socket_webtransport.ts";
 import { generateConnectToken, readConnectToken } from "../token.ts";
 import {
