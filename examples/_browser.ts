@@ -46,6 +46,10 @@ export async function bundleBrowserEntry(): Promise<string> {
     const built = await new Deno.Command(Deno.execPath(), {
       args: [
         "bundle",
+        // The package's own config, so its import map applies from any
+        // working directory.
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
         "--platform",
         "browser",
         "-o",

@@ -79,6 +79,11 @@ export interface BrowserDemoOptions {
   webTransportAddress?: string;
   /** Native UDP bots. @default {3} */
   bots?: number;
+  /**
+   * The key the server and the backend share, to let other clients (the C
+   * reference's, say) make their own tokens. @default {a fresh random key}
+   */
+  privateKey?: Uint8Array;
   /** Where log lines go. @default {console.log} */
   log?: (line: string) => void;
 }
@@ -125,7 +130,7 @@ export async function startBrowserDemo(
   options: BrowserDemoOptions = {},
 ): Promise<BrowserDemo> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const privateKey = generateKey();
+  const privateKey = options.privateKey ?? generateKey();
   const protocolId = DEFAULT_PROTOCOL_ID;
   const [bundle, page, certificate] = await Promise.all([
     bundleBrowserEntry(),

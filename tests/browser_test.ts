@@ -67,6 +67,19 @@ window.runEcho = async (tokenBase64, hashHex, count) => {
 };
 </script>`;
 
+Deno.test("bundleBrowserEntry() bundles browser.ts from any working directory", async () => {
+  const elsewhere = await Deno.makeTempDir();
+  const here = Deno.cwd();
+  Deno.chdir(elsewhere);
+  try {
+    const bundle = await bundleBrowserEntry();
+    assertGreater(bundle.indexOf("connectWebTransport"), -1);
+  } finally {
+    Deno.chdir(here);
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
 Deno.test({
   name:
     "a browser client in headless Chromium, page and token from the backend, echoes 300 payloads byte for byte",
