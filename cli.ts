@@ -32,6 +32,7 @@ import {
   EXIT_USAGE,
   parseFlags,
   parseIntegerFlag,
+  parseTimeoutFlag,
   runCommand,
 } from "./examples/_args.ts";
 import {
@@ -89,7 +90,7 @@ ${TOKEN_FLAGS_HELP}
   --expire S            seconds until the token expires, -1 for never
                         [default: ${DEFAULT_CONNECT_TOKEN_EXPIRY_SECONDS}]
   --timeout S           seconds without packets before the connection times
-                        out, 0 or less for never [default: ${DEFAULT_TIMEOUT_SECONDS}]
+                        out, -1 for never [default: ${DEFAULT_TIMEOUT_SECONDS}]
   --out FILE            write the raw ${CONNECT_TOKEN_BYTES} bytes to FILE instead
   -h, --help            show this help`;
 }
@@ -110,7 +111,7 @@ const tokenCommand: Command = {
       : parseIntegerFlag("--expire", flags.expire, -1, 2 ** 53);
     const timeoutSeconds = flags.timeout === undefined
       ? DEFAULT_TIMEOUT_SECONDS
-      : parseIntegerFlag("--timeout", flags.timeout, -(2 ** 31), 2 ** 31 - 1);
+      : parseTimeoutFlag("--timeout", flags.timeout);
     const token = generateConnectToken({
       ...tokenOptionsFromFlags(flags, (message) => console.error(message)),
       expireSeconds,

@@ -129,7 +129,11 @@ export interface GenerateConnectTokenOptions {
   internalServerAddresses?: readonly (string | Address)[];
   /** Seconds until the token expires; negative: never. @default {30} */
   expireSeconds?: number;
-  /** Seconds without packets before a connection times out; <= 0 disables. @default {5} */
+  /**
+   * Seconds without packets before a connection times out; negative (-1)
+   * disables the timeout. 0 is refused: the C reference server would expire
+   * the pending connection at once. @default {5}
+   */
   timeoutSeconds?: number;
   /** The client's id (unique per player), 0..2^64-1. */
   clientId: bigint;
@@ -164,19 +168,31 @@ function toAddresses(
     );
   }
   return list.map((entry, index) => {
-    if (typeof entry === "string") return parseAddress(entry);
-    if (
-      typeof entry !== "object" || entry === null ||
-      typeof entry.hostname !== "string" || typeof entry.port !== "number"
-    ) {
-      throw new TypeError(
-        `Cannot generate connect token: server address ${index} is ${
-          entry === null ? "null" : typeof entry
-        }, expected "ip:port" or { hostname, port }`,
+    const address = toAddress(entry, index);
+    if (address.port === 0) {
+      throw new RangeError(
+        `Cannot generate connect token: ${what.slice(0, -2)} ${index} (${
+          formatAddress(address)
+        }) has no port; a client cannot reach port 0`,
       );
     }
-    return parseAddress(formatAddress(entry));
+    return address;
   });
+}
+
+function toAddress(entry: string | Address, index: number): Address {
+  if (typeof entry === "string") return parseAddress(entry);
+  if (
+    typeof entry !== "object" || entry === null ||
+    typeof entry.hostname !== "string" || typeof entry.port !== "number"
+  ) {
+    throw new TypeError(
+      `Cannot generate connect token: server address ${index} is ${
+        entry === null ? "null" : typeof entry
+      }, expected "ip:port" or { hostname, port }`,
+    );
+  }
+  return parseAddress(formatAddress(entry));
 }
 
 function checkBigUint64(value: unknown, what: string): bigint {
@@ -561,7 +577,7 @@ export function readConnectToken(bytes: Uint8Array): ConnectToken | undefined {
  * @param options Servers, client id, protocol id, private key and lifetimes.
  * @returns The 2048-byte connect token.
  * @throws {TypeError} On an unparsable address or a value of the wrong type.
- * @throws {RangeError} On a key, nonce or user data of the wrong size, or 0 or more than 32 addresses.
+ * @throws {RangeError} On a key, nonce or user data of the wrong size, 0 or more than 32 addresses, an address without a port, or a timeout of 0.
  *
  * @example
  * ```ts
@@ -617,6 +633,11 @@ export function generateConnectToken(
   ) {
     throw new RangeError(
       `Cannot generate connect token: timeout seconds ${timeoutSeconds} is not a 32-bit integer`,
+    );
+  }
+  if (timeoutSeconds === 0) {
+    throw new RangeError(
+      "Cannot generate connect token: timeout seconds 0 would time the connection out at once; use a negative value (-1) to disable the timeout",
     );
   }
   const userData = new Uint8Array(USER_DATA_BYTES);

@@ -83,7 +83,7 @@ export function parseFlags<T extends FlagSpecs>(
 ) {
   try {
     return parseArgs({
-      args: [...args],
+      args: joinNegativeValues(args, specs),
       options: specs,
       strict: true,
       allowPositionals: false,
@@ -99,8 +99,36 @@ export function parseFlags<T extends FlagSpecs>(
       const argument = /'([^']*)'/.exec(message)?.[1] ?? message;
       throw usageError(`unexpected argument "${argument}"`);
     }
-    throw usageError(message.split("\n")[0]);
+    // parseArgs explains itself over several lines (a hint how to pass a
+    // value starting with a dash): keep all of them.
+    throw usageError(message.split("\n").map((line) => line.trim()).join(" "));
   }
+}
+
+/**
+ * Joins `--flag -1` into `--flag=-1` for string flags, so negative numbers
+ * (`--expire -1`) are values, not flags; parseArgs would call them ambiguous.
+ */
+function joinNegativeValues(
+  args: readonly string[],
+  specs: FlagSpecs,
+): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const next = args[i + 1];
+    if (
+      arg.startsWith("--") && !arg.includes("=") &&
+      specs[arg.slice(2)]?.type === "string" &&
+      next !== undefined && /^-(\d|\.\d)/.test(next)
+    ) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 /**
@@ -153,6 +181,26 @@ export function parseIntegerFlag(
   const value = Number(text);
   if (value < min || value > max) {
     throw usageError(`${flag}: ${text} is outside ${min}..${max}`);
+  }
+  return value;
+}
+
+/**
+ * Parses a connect token's timeout in seconds: a 32-bit integer, negative
+ * for no timeout. 0 is refused, as the C reference server would expire the
+ * pending connection at once.
+ *
+ * @param flag The flag, for messages.
+ * @param text Its value.
+ * @returns The timeout.
+ * @throws {Error} A usage error when it is not a 32-bit integer, or is 0.
+ */
+export function parseTimeoutFlag(flag: string, text: string): number {
+  const value = parseIntegerFlag(flag, text, -(2 ** 31), 2 ** 31 - 1);
+  if (value === 0) {
+    throw usageError(
+      `${flag}: 0 would time the connection out at once; use -1 for no timeout`,
+    );
   }
   return value;
 }
@@ -258,7 +306,8 @@ export function parseKeyFlag(flag: string, text: string): Uint8Array {
  *
  * @param flag The flag, for messages.
  * @param text Its value.
- * @param allowPortZero Whether port 0 (any free port) is allowed.
+ * @param allowPortZero Whether port 0 (any free port) is allowed; it must
+ * still be written (`127.0.0.1:0`), as an address without a port is refused.
  * @returns The address.
  * @throws {Error} A usage error on an unparsable address or a missing port.
  */
@@ -275,7 +324,10 @@ export function parseAddressFlag(
       `${flag}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
-  if (address.port === 0 && !allowPortZero) {
+  // parseAddress takes a bare IP as port 0: only a written ":0" asks for a
+  // free port.
+  const portWritten = /^\[.*\]:\d+$|^[^:]*:\d+$/.test(text.trim());
+  if (address.port === 0 && (!allowPortZero || !portWritten)) {
     throw usageError(
       `${flag}: "${text}" needs a port, as in 127.0.0.1:40000 or [::1]:40000`,
     );

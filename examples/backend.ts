@@ -64,6 +64,7 @@ import {
   parseFlags,
   parseHexFlag,
   parseIntegerFlag,
+  parseTimeoutFlag,
   parseUint64Flag,
   runCommand,
   usageError,
@@ -186,6 +187,36 @@ function json(
   });
 }
 
+/**
+ * The largest request body the backend reads. `POST /token` needs none; a
+ * larger one is answered with 413 without reading it all.
+ */
+export const MAX_REQUEST_BODY_BYTES = 4096;
+
+/** Whether the body is over the limit, reading at most the limit of it. */
+async function bodyTooLarge(request: Request): Promise<boolean> {
+  if (request.body === null) return false;
+  const length = Number(request.headers.get("content-length") ?? NaN);
+  if (length > MAX_REQUEST_BODY_BYTES) {
+    await request.body.cancel().catch(() => {});
+    return true;
+  }
+  const reader = request.body.getReader();
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return false;
+      bytes += value.byteLength;
+      if (bytes > MAX_REQUEST_BODY_BYTES) return true;
+    }
+  } catch {
+    return false; // the client went away; the answer goes nowhere
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
 interface Bucket {
   tokens: number;
   updated: number;
@@ -298,6 +329,12 @@ export function createBackendHandler(options: BackendOptions): BackendHandler {
         "retry-after": String(retryAfter),
       });
     }
+    if (await bodyTooLarge(request)) {
+      log(`413 for ${ip}: request body over ${MAX_REQUEST_BODY_BYTES} bytes`);
+      return json(413, {
+        error: `request body over ${MAX_REQUEST_BODY_BYTES} bytes`,
+      });
+    }
     if (url.pathname !== "/token") return json(404, { error: "not found" });
     if (request.method !== "POST") {
       return json(405, { error: "use POST" }, { allow: "POST" });
@@ -386,10 +423,21 @@ export function startBackend(
     ? parseAddress(options.address)
     : options.address ?? parseAddress(DEFAULT_BACKEND_ADDRESS);
   const handler = createBackendHandler(options);
-  const server = Deno.serve(
-    { hostname: address.hostname, port: address.port, onListen: () => {} },
-    handler,
-  );
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      { hostname: address.hostname, port: address.port, onListen: () => {} },
+      handler,
+    );
+  } catch (error) {
+    // Name the address: "Address already in use" alone does not say which.
+    if (error instanceof Error) {
+      error.message = `Cannot listen on ${
+        formatAddress(address)
+      }: ${error.message}`;
+    }
+    throw error;
+  }
   const url = new URL("http://localhost/token");
   url.hostname = formatAddress(server.addr).replace(/:\d+$/, "");
   url.port = String(server.addr.port);
@@ -432,7 +480,8 @@ Flags:
   --private-key HEX     private key shared with the servers, 64 hex characters
                         [default: $${PRIVATE_KEY_ENV}, else the development key]
   --expire S            token lifetime in seconds [default: ${DEFAULT_CONNECT_TOKEN_EXPIRY_SECONDS}]
-  --timeout S           connection timeout in tokens, seconds [default: ${DEFAULT_TIMEOUT_SECONDS}]
+  --timeout S           connection timeout in tokens, seconds, -1 for none
+                        [default: ${DEFAULT_TIMEOUT_SECONDS}]
   --rate-limit N        requests per minute per IP, 0 for no limit [default: 10]
   -h, --help            show this help`;
 }
@@ -479,7 +528,7 @@ export const backendCommand: Command = {
         : parseIntegerFlag("--expire", flags.expire, -1, 2 ** 31),
       timeoutSeconds: flags.timeout === undefined
         ? DEFAULT_TIMEOUT_SECONDS
-        : parseIntegerFlag("--timeout", flags.timeout, -1, 2 ** 31 - 1),
+        : parseTimeoutFlag("--timeout", flags.timeout),
       rateLimitPerMinute: flags["rate-limit"] === undefined
         ? 10
         : parseIntegerFlag("--rate-limit", flags["rate-limit"], 0, 1e9),

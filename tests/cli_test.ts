@@ -209,6 +209,30 @@ Deno.test("netcode token prints a base64 token readConnectToken accepts", async 
   assertEquals(token.expireTimestamp - token.createTimestamp, 60n);
 });
 
+Deno.test("netcode token takes the documented negative values and refuses a timeout of 0", async () => {
+  for (
+    const args of [["--expire", "-1", "--timeout", "-1"], [
+      "--expire=-1",
+      "--timeout=-1",
+    ]]
+  ) {
+    const { code, stdout, stderr } = await netcode([
+      "token",
+      "--private-key",
+      KEY,
+      ...args,
+    ]);
+    assertEquals(code, 0, stderr);
+    const token = readConnectToken(Uint8Array.fromBase64(stdout.trim()));
+    assert(token);
+    assertEquals(token.timeoutSeconds, -1);
+    assertEquals(token.expireTimestamp, 0xffffffffffffffffn);
+  }
+  const zero = await netcode(["token", "--private-key", KEY, "--timeout", "0"]);
+  assertEquals(zero.code, 2);
+  assertStringIncludes(zero.stderr, "use -1 for no timeout");
+});
+
 Deno.test("netcode token --out writes the raw 2048 bytes", async () => {
   const dir = await Deno.makeTempDir();
   try {

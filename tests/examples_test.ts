@@ -25,6 +25,7 @@ import {
   parseHexFlag,
   parseIntegerFlag,
   parseKeyFlag,
+  parseTimeoutFlag,
   parseUint64Flag,
 } from "../examples/_args.ts";
 import { percentile } from "../examples/_common.ts";
@@ -32,6 +33,7 @@ import {
   type BackendOptions,
   clientIdForUser,
   createBackendHandler,
+  startBackend,
 } from "../examples/backend.ts";
 import { runEchoClient } from "../examples/client.ts";
 import { runDemo } from "../examples/demo.ts";
@@ -350,6 +352,100 @@ Deno.test("flag parsers accept good values and name the flag otherwise", () => {
   assertThrows(() => parseFlags(["--c"], spec), Error, "unknown flag --c");
   assertThrows(() => parseFlags(["x"], spec), Error, 'unexpected argument "x"');
   assertThrows(() => parseFlags(["--a"], spec), Error, "--a");
+});
+
+Deno.test("parseFlags() takes negative numbers as values, in both forms, and keeps the parser's hint", () => {
+  const spec = { expire: { type: "string" }, b: { type: "boolean" } } as const;
+  assertEquals(parseFlags(["--expire", "-1"], spec).expire, "-1");
+  assertEquals(parseFlags(["--expire=-1"], spec).expire, "-1");
+  assertEquals(parseFlags(["--expire", "-0.5", "--b"], spec).expire, "-0.5");
+  // A flag after a string flag is still a missing value, hint and all.
+  const error = assertThrows(() => parseFlags(["--expire", "--b"], spec));
+  assert(isUsageError(error));
+  assertStringIncludes(error.message, "--expire=-XYZ");
+});
+
+Deno.test("parseAddressFlag() refuses an address without a port even where port 0 is allowed", () => {
+  for (const text of ["127.0.0.1", "::1", "[::1]"]) {
+    assertThrows(
+      () => parseAddressFlag("--address", text, true),
+      Error,
+      "needs a port",
+    );
+  }
+  assertEquals(parseAddressFlag("--address", "[::1]:0", true).port, 0);
+});
+
+Deno.test("parseTimeoutFlag() refuses 0 and says to use -1", () => {
+  assertEquals(parseTimeoutFlag("--timeout", "-1"), -1);
+  assertEquals(parseTimeoutFlag("--timeout", "9"), 9);
+  assertThrows(
+    () => parseTimeoutFlag("--timeout", "0"),
+    Error,
+    "use -1 for no timeout",
+  );
+});
+
+Deno.test("backend answers 413 to a large body without reading all of it", async () => {
+  const { handler, lines } = backend();
+  const big = new Request("http://127.0.0.1:8080/token", {
+    method: "POST",
+    headers: { authorization: "Bearer dev-alice" },
+    body: new Uint8Array(20 << 20),
+  });
+  const response = await handler(big, from("127.0.0.1"));
+  assertEquals(response.status, 413);
+  assertStringIncludes((await response.json()).error, "4096 bytes");
+  // Streamed without a length: read only until past the limit.
+  let pulled = 0;
+  const chunk = new Uint8Array(1024);
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      if (pulled > 20_000) controller.close();
+      else controller.enqueue(chunk);
+    },
+  });
+  const streamed = await handler(
+    new Request("http://127.0.0.1:8080/token", {
+      method: "POST",
+      headers: { authorization: "Bearer dev-alice" },
+      body: stream,
+    }),
+    from("127.0.0.2"),
+  );
+  assertEquals(streamed.status, 413);
+  assert(pulled < 10, `pulled ${pulled} chunks of a 20 MB stream`);
+  assert(lines.some((line) => line.startsWith("413 for 127.0.0.1")));
+  // A small body is still fine.
+  const small = await handler(
+    new Request("http://127.0.0.1:8080/token", {
+      method: "POST",
+      headers: { authorization: "Bearer dev-alice" },
+      body: "{}",
+    }),
+    from("127.0.0.3"),
+  );
+  assertEquals(small.status, 200);
+});
+
+Deno.test("startBackend() names the address it cannot listen on", () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    assertThrows(
+      () =>
+        startBackend({
+          address: `127.0.0.1:${taken.addr.port}`,
+          serverAddresses: SERVERS,
+          protocolId: PROTOCOL_ID,
+          privateKey: generateKey(),
+        }),
+      Deno.errors.AddrInUse,
+      `Cannot listen on 127.0.0.1:${taken.addr.port}`,
+    );
+  } finally {
+    taken.close();
+  }
 });
 
 Deno.test("percentile takes the nearest rank", () => {

@@ -529,7 +529,42 @@ Deno.test("a timeout of -1 round-trips through the public and private tokens", (
   const token = read(bytes);
   assertStrictEquals(token.timeoutSeconds, -1);
   assertStrictEquals(privatePart(token).timeoutSeconds, -1);
-  assertStrictEquals(read(generate({ timeoutSeconds: 0 })).timeoutSeconds, 0);
+  // A token of timeout 0 (from another implementation) still reads as 0.
+  const zero = writeConnectToken({ ...token, timeoutSeconds: 0 });
+  assertStrictEquals(read(zero).timeoutSeconds, 0);
+});
+
+Deno.test("generateConnectToken() refuses a timeout of 0 and says to use a negative value", () => {
+  assertThrows(
+    () => generate({ timeoutSeconds: 0 }),
+    RangeError,
+    "use a negative value (-1) to disable the timeout",
+  );
+});
+
+Deno.test("generateConnectToken() refuses a server address without a port", () => {
+  assertThrows(
+    () => generate({ serverAddresses: ["127.0.0.1"] }),
+    RangeError,
+    "server address 0 (127.0.0.1:0) has no port",
+  );
+  assertThrows(
+    () =>
+      generate({
+        serverAddresses: ["127.0.0.1:40000", { hostname: "::1", port: 0 }],
+      }),
+    RangeError,
+    "server address 1 ([::1]:0) has no port",
+  );
+  assertThrows(
+    () =>
+      generate({
+        serverAddresses: ["127.0.0.1:40000"],
+        internalServerAddresses: ["10.0.0.1"],
+      }),
+    RangeError,
+    "internal server address 0 (10.0.0.1:0) has no port",
+  );
 });
 
 Deno.test("decryptPrivateConnectToken() fails with the wrong key, protocol id, expiry or nonce, leaving the buffer as it was", () => {
