@@ -77,6 +77,12 @@ export interface EchoServerOptions {
    * @default {undefined (no metrics)}
    */
   metricsPort?: number;
+  /**
+   * Serve Prometheus metrics on this address instead, for a scraper on
+   * another host: `"0.0.0.0:9100"`. Not with `metricsPort`.
+   * @default {undefined (no metrics)}
+   */
+  metricsAddress?: string | Address;
   /** Seconds between stats lines; 0 for none. @default {5} */
   statsIntervalSeconds?: number;
   /** Stop by itself after this many seconds. @default {undefined (never)} */
@@ -125,6 +131,24 @@ export interface EchoServer {
   stop(why?: string): Promise<void>;
   /** The counters in Prometheus text format. */
   metrics(): string;
+}
+
+function resolveMetricsAddress(
+  options: EchoServerOptions,
+): Address | undefined {
+  if (options.metricsAddress !== undefined) {
+    if (options.metricsPort !== undefined) {
+      throw new TypeError(
+        "Cannot serve metrics: give metricsAddress or metricsPort, not both",
+      );
+    }
+    return typeof options.metricsAddress === "string"
+      ? parseAddress(options.metricsAddress)
+      : options.metricsAddress;
+  }
+  return options.metricsPort === undefined
+    ? undefined
+    : { hostname: "127.0.0.1", port: options.metricsPort };
 }
 
 const REASON_TEXT: Record<DisconnectReason, string> = {
@@ -203,21 +227,30 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       },
     });
     echoedBySlot = new Float64Array(server.maxClients);
-    if (options.metricsPort !== undefined) {
+    const metricsAddress = resolveMetricsAddress(options);
+    if (metricsAddress !== undefined) {
       metricsServer = Deno.serve(
         {
-          hostname: "127.0.0.1",
-          port: options.metricsPort,
+          hostname: metricsAddress.hostname,
+          port: metricsAddress.port,
           onListen: () => {},
         },
-        (request) =>
-          new URL(request.url).pathname === "/metrics"
-            ? new Response(metrics(), {
-              headers: {
-                "content-type": "text/plain; version=0.0.4; charset=utf-8",
-              },
-            })
-            : new Response("not found: try /metrics\n", { status: 404 }),
+        (request) => {
+          if (new URL(request.url).pathname !== "/metrics") {
+            return new Response("not found: try /metrics\n", { status: 404 });
+          }
+          if (request.method !== "GET" && request.method !== "HEAD") {
+            return new Response("use GET\n", {
+              status: 405,
+              headers: { allow: "GET, HEAD" },
+            });
+          }
+          return new Response(request.method === "HEAD" ? null : metrics(), {
+            headers: {
+              "content-type": "text/plain; version=0.0.4; charset=utf-8",
+            },
+          });
+        },
       );
     }
   } catch (error) {
@@ -229,7 +262,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
   const addresses = server.addresses;
   const metricsUrl = metricsServer === undefined
     ? undefined
-    : `http://127.0.0.1:${metricsServer.addr.port}/metrics`;
+    : `http://${formatAddress(metricsServer.addr)}/metrics`;
 
   function clientName(index: number): string {
     return `0x${server.clientId(index)!.toString(16).padStart(16, "0")}`;
@@ -435,6 +468,18 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       perSocket((socket) => socket.stats.dropped),
     );
     metric(
+      "netcode_udp_oversized_total",
+      "counter",
+      "Datagrams dropped on arrival because they were larger than a netcode packet.",
+      perSocket((socket) => socket.stats.oversized),
+    );
+    metric(
+      "netcode_udp_send_dropped_total",
+      "counter",
+      "Datagrams not sent because the send queue was full.",
+      perSocket((socket) => socket.stats.sendDropped),
+    );
+    metric(
       "netcode_udp_errors_total",
       "counter",
       "Send and receive errors reported by the system.",
@@ -442,6 +487,21 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
         socket.stats.sendErrors + socket.stats.receiveErrors
       ),
     );
+    const webTransport = options.webTransport;
+    if (webTransport !== undefined) {
+      metric(
+        "netcode_webtransport_sessions",
+        "gauge",
+        "WebTransport sessions open.",
+        [["", webTransport.numSessions]],
+      );
+      metric(
+        "netcode_webtransport_events_total",
+        "counter",
+        "WebTransport sessions and datagrams, by what happened to them.",
+        byLabel("event", { ...webTransport.stats }),
+      );
+    }
     return lines.join("\n") + "\n";
   }
 
@@ -467,6 +527,7 @@ const SERVER_FLAGS = {
   "max-clients": { type: "string" },
   "tick-rate": { type: "string" },
   "metrics-port": { type: "string" },
+  "metrics-address": { type: "string" },
   "stats-interval": { type: "string" },
   duration: { type: "string" },
   webtransport: { type: "string" },
@@ -493,6 +554,8 @@ Flags:
   --tick-rate HZ        updates per second, 1..1000 [default: 60]
   --metrics-port PORT   serve Prometheus metrics on http://127.0.0.1:PORT/metrics
                         (0 picks a free port) [default: off]
+  --metrics-address ADDRESS  serve them on ADDRESS instead, for a scraper on
+                        another host (0.0.0.0:9100) [default: off]
   --stats-interval S    seconds between stats lines, 0 for none [default: 5]
   --duration S          stop after S seconds [default: run until signalled]
   --webtransport ADDRESS  also serve browser players over WebTransport on this
@@ -516,6 +579,12 @@ export const serverCommand: Command = {
       console.log(serverUsage(program));
       return EXIT_OK;
     }
+    if (
+      flags["metrics-port"] !== undefined &&
+      flags["metrics-address"] !== undefined
+    ) {
+      throw usageError("give --metrics-port or --metrics-address, not both");
+    }
     const options: EchoServerOptions = {
       addresses: (flags.address ?? [DEFAULT_SERVER_ADDRESS]).map((text) =>
         parseAddressFlag("--address", text, true)
@@ -537,6 +606,9 @@ export const serverCommand: Command = {
       metricsPort: flags["metrics-port"] === undefined
         ? undefined
         : parseIntegerFlag("--metrics-port", flags["metrics-port"], 0, 65535),
+      metricsAddress: flags["metrics-address"] === undefined
+        ? undefined
+        : parseAddressFlag("--metrics-address", flags["metrics-address"], true),
       statsIntervalSeconds: flags["stats-interval"] === undefined
         ? 5
         : parseSecondsFlag("--stats-interval", flags["stats-interval"], 0, 1e6),

@@ -11,6 +11,7 @@ import {
   assertThrows,
 } from "./_assert.ts";
 import { formatAddress } from "../address.ts";
+import { generateCertificate } from "../certificate.ts";
 import { generateKey } from "../crypto.ts";
 import {
   decryptPrivateConnectToken,
@@ -38,6 +39,7 @@ import {
 import { runEchoClient } from "../examples/client.ts";
 import { runDemo } from "../examples/demo.ts";
 import { startEchoServer } from "../examples/server.ts";
+import { listenWebTransport } from "../socket_webtransport.ts";
 
 const PROTOCOL_ID = 0x1122334455667788n;
 const SERVERS = ["127.0.0.1:40000", "[::1]:40000"];
@@ -513,6 +515,118 @@ Deno.test("echo server and client exchange payloads over loopback UDP", async ()
   const disconnect = lines.find((line) => line.startsWith("disconnect:"));
   assertStringIncludes(disconnect ?? "", "client disconnected, echoed 30");
   assertStringIncludes(lines.at(-1)!, "stopped after");
+});
+
+Deno.test("echo server metrics: socket and WebTransport counters, GET and HEAD only, on a chosen address", async () => {
+  const certificate = await generateCertificate();
+  const echo = startEchoServer({
+    addresses: ["127.0.0.1:0"],
+    privateKey: generateKey(),
+    metricsAddress: "127.0.0.1:0",
+    statsIntervalSeconds: 0,
+    durationSeconds: 20,
+    log: () => {},
+    webTransport: listenWebTransport({ address: "127.0.0.1:0", certificate }),
+  });
+  try {
+    assert(echo.metricsUrl);
+    assert(echo.metricsUrl.startsWith("http://127.0.0.1:"), echo.metricsUrl);
+    // One datagram larger than any netcode packet: counted as oversized.
+    const sender = Deno.listenDatagram({
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: 0,
+    });
+    const socket = formatAddress(echo.addresses[0]);
+    let metrics = "";
+    try {
+      await sender.send(new Uint8Array(1500), {
+        transport: "udp",
+        ...echo.addresses[0],
+      });
+      for (let i = 0; i < 100; i++) {
+        metrics = await (await fetch(echo.metricsUrl)).text();
+        if (
+          metrics.includes(`netcode_udp_oversized_total{socket="${socket}"} 1`)
+        ) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      sender.close();
+    }
+    assertStringIncludes(
+      metrics,
+      `netcode_udp_oversized_total{socket="${socket}"} 1`,
+    );
+    assertStringIncludes(
+      metrics,
+      `netcode_udp_send_dropped_total{socket="${socket}"} 0`,
+    );
+    assertStringIncludes(metrics, "netcode_webtransport_sessions 0");
+    assertStringIncludes(
+      metrics,
+      'netcode_webtransport_events_total{event="sessionsRefused"} 0',
+    );
+    const head = await fetch(echo.metricsUrl, { method: "HEAD" });
+    assertEquals(head.status, 200);
+    assertEquals(await head.text(), "");
+    const post = await fetch(echo.metricsUrl, { method: "POST" });
+    assertEquals(post.status, 405);
+    assertEquals(post.headers.get("allow"), "GET, HEAD");
+    await post.body?.cancel();
+  } finally {
+    await echo.stop();
+  }
+  assertThrows(
+    () =>
+      startEchoServer({
+        privateKey: generateKey(),
+        metricsPort: 0,
+        metricsAddress: "127.0.0.1:0",
+      }),
+    TypeError,
+    "not both",
+  );
+});
+
+Deno.test("the README example runs with exactly the permissions the README states", async () => {
+  const readme = await Deno.readTextFile(
+    new URL("../README.md", import.meta.url),
+  );
+  const example = /## Example\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert(example, "README has an Example section with a ts block");
+  const command = /deno run ((?:--[\w-]+(?:=\S+)? )+)example\.ts/.exec(readme);
+  assert(command, "README says how to run example.ts");
+  const flags = command[1].trim().split(" ");
+  assert(!flags.includes("-A") && !flags.includes("--allow-all"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/example.ts`,
+      example.replace('"jsr:@netcode/netcode"', JSON.stringify(mod)),
+    );
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
+        ...flags,
+        "example.ts",
+      ],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(run.stderr);
+    assertEquals(run.code, 0, stderr);
+    assertStringIncludes(
+      new TextDecoder().decode(run.stdout),
+      "echo Uint8Array(3) [ 1, 2, 3 ]",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("echo server disconnects its clients when it stops", async () => {
