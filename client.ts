@@ -8,9 +8,15 @@
  * as a challenge arrives, so connecting takes about one round trip per step
  * instead of waiting for the 10 Hz send slot.
  *
+ * It is written the way the reference's client is: the states are tables
+ * (the packet types each state accepts, the timeout each state runs), the
+ * predicates {@linkcode isConnecting}, {@linkcode isError} and
+ * {@linkcode isDisconnected} classify them, and every change of state goes
+ * through one place, which calls `onStateChange`.
+ *
  * @example
  * ```ts ignore
- * import { createClient, ClientState } from "./client.ts";
+ * import { createClient, ClientState, isDisconnected } from "./client.ts";
  *
  * const token = await (await fetch("https://backend.example/token", { method: "POST" })).bytes();
  * using client = createClient({
@@ -22,7 +28,7 @@
  *   client.update((performance.now() - start) / 1000);
  *   if (client.state === ClientState.CONNECTED) client.send(new Uint8Array([1, 2, 3]));
  *   for (let p = client.receive(); p; p = client.receive()) console.log("echo", p);
- *   if (client.state <= ClientState.DISCONNECTED) clearInterval(timer);
+ *   if (isDisconnected(client.state)) clearInterval(timer);
  * }, 1000 / 60);
  * ```
  *
@@ -44,13 +50,14 @@ import {
   MAX_PACKET_BYTES,
   MAX_PAYLOAD_BYTES,
   NUM_DISCONNECT_PACKETS,
-  PACKET_DROP_REASON_NAMES,
   PACKET_SEND_RATE,
   PACKET_TYPE_NAMES,
+  type PacketDropReason,
   type PacketTypeCounters,
   packetTypeMask,
   readPacket,
   type ReadPacketOptions,
+  type ReplayProtection,
   resetReplayProtection,
   writeConnectionRequestPacket,
   writePacket,
@@ -60,6 +67,7 @@ import {
   checkReceiveBuffer,
   clearPayloadQueue,
   createPayloadQueue,
+  type PayloadQueue,
   pushPayload,
   shiftPayload,
   shiftPayloadInto,
@@ -71,7 +79,11 @@ import {
 } from "./socket.ts";
 import { type ConnectToken, readConnectToken } from "./token.ts";
 
-/** The client's states; negative ones are errors it settled in. */
+/**
+ * The client's states. Negative ones are errors it settled in
+ * ({@linkcode isError}); 1 and 2 are the steps of connecting
+ * ({@linkcode isConnecting}).
+ */
 export const ClientState = {
   /** The connect attempt outlived the token (expire - create seconds). */
   CONNECT_TOKEN_EXPIRED: -6,
@@ -99,16 +111,16 @@ export const ClientState = {
 export type ClientState = typeof ClientState[keyof typeof ClientState];
 
 const STATE_NAMES: Record<number, string> = {
-  [-6]: "connect token expired",
-  [-5]: "invalid connect token",
-  [-4]: "connection timed out",
-  [-3]: "connection response timed out",
-  [-2]: "connection request timed out",
-  [-1]: "connection denied",
-  0: "disconnected",
-  1: "sending connection request",
-  2: "sending connection response",
-  3: "connected",
+  [ClientState.CONNECT_TOKEN_EXPIRED]: "connect token expired",
+  [ClientState.INVALID_CONNECT_TOKEN]: "invalid connect token",
+  [ClientState.CONNECTION_TIMED_OUT]: "connection timed out",
+  [ClientState.CONNECTION_RESPONSE_TIMED_OUT]: "connection response timed out",
+  [ClientState.CONNECTION_REQUEST_TIMED_OUT]: "connection request timed out",
+  [ClientState.CONNECTION_DENIED]: "connection denied",
+  [ClientState.DISCONNECTED]: "disconnected",
+  [ClientState.SENDING_CONNECTION_REQUEST]: "sending connection request",
+  [ClientState.SENDING_CONNECTION_RESPONSE]: "sending connection response",
+  [ClientState.CONNECTED]: "connected",
 };
 
 /**
@@ -127,6 +139,125 @@ export function clientStateName(state: ClientState): string {
   return STATE_NAMES[state] ?? `unknown state ${state}`;
 }
 
+/**
+ * Whether a state is an error the client settled in: token expired, invalid
+ * token, connection timed out, response timed out, request timed out or
+ * denied. The client stays there until the next `connect()`.
+ *
+ * @param state A client state.
+ * @returns `true` for the six error states.
+ *
+ * @example
+ * ```ts
+ * import { ClientState, isError } from "./client.ts";
+ * console.log(isError(ClientState.CONNECTION_DENIED)); // true
+ * console.log(isError(ClientState.DISCONNECTED)); // false
+ * ```
+ */
+export function isError(state: ClientState): boolean {
+  return state >= ClientState.CONNECT_TOKEN_EXPIRED &&
+    state < ClientState.DISCONNECTED;
+}
+
+/**
+ * Whether a state is a step of connecting: sending connection requests or
+ * sending challenge responses. Only these states fall back to the token's
+ * next server, and only in these does the connect token expire.
+ *
+ * @param state A client state.
+ * @returns `true` while connecting.
+ *
+ * @example
+ * ```ts
+ * import { ClientState, isConnecting } from "./client.ts";
+ * console.log(isConnecting(ClientState.SENDING_CONNECTION_RESPONSE)); // true
+ * console.log(isConnecting(ClientState.CONNECTED)); // false
+ * ```
+ */
+export function isConnecting(state: ClientState): boolean {
+  return state === ClientState.SENDING_CONNECTION_REQUEST ||
+    state === ClientState.SENDING_CONNECTION_RESPONSE;
+}
+
+/**
+ * Whether a state is neither connecting nor connected: disconnected, or an
+ * error ({@linkcode isError}). A disconnected client sends nothing and drops
+ * what arrives.
+ *
+ * @param state A client state.
+ * @returns `true` for {@linkcode ClientState.DISCONNECTED} and the errors.
+ *
+ * @example
+ * ```ts
+ * import { ClientState, isDisconnected } from "./client.ts";
+ * console.log(isDisconnected(ClientState.CONNECTION_TIMED_OUT)); // true
+ * console.log(isDisconnected(ClientState.SENDING_CONNECTION_REQUEST)); // false
+ * ```
+ */
+export function isDisconnected(state: ClientState): boolean {
+  return state === ClientState.DISCONNECTED || isError(state);
+}
+
+/**
+ * Every reason the client drops a datagram: the keys of
+ * {@linkcode ClientStats.dropped}. First the packet reader's twelve, in
+ * {@linkcode PacketDropReason} order:
+ *
+ * - `tooSmall`: shorter than any packet of its kind can be;
+ * - `invalidType`: packet type 7..15;
+ * - `typeNotAllowed`: a type the client does not accept in its state
+ *   (a challenge once connected, a payload before);
+ * - `badLength`: a datagram over 1300 bytes;
+ * - `badVersionInfo`, `badProtocolId`, `tokenExpired`: request fields,
+ *   which a client never reads;
+ * - `badSequenceBytes`: sequence byte count outside 1..8;
+ * - `noKey`: no key to decrypt with;
+ * - `replayed`: a sequence already received, or too old;
+ * - `decryptFailed`: forged, corrupted, or under another key;
+ * - `badSize`: the decrypted data has the wrong size for its type;
+ *
+ * then the client's own:
+ *
+ * - `wrongAddress`: not from the server being talked to;
+ * - `wrongState`: arrived while disconnected (or in an error state) or in
+ *   loopback mode;
+ * - `receiveQueueFull`: a payload arrived with 256 already waiting unread.
+ *
+ * @example
+ * ```ts
+ * import { CLIENT_DROP_REASONS, createClient } from "./client.ts";
+ * import { createNetworkSimulator } from "./simulator.ts";
+ *
+ * const network = createNetworkSimulator();
+ * using client = createClient({ socket: network.createSocket("127.0.0.1:50000") });
+ * for (const reason of CLIENT_DROP_REASONS) {
+ *   if (client.stats.dropped[reason] > 0) console.log(reason, client.stats.dropped[reason]);
+ * }
+ * ```
+ */
+export const CLIENT_DROP_REASONS = [
+  // The packet reader's, indexed by PacketDropReason.
+  "tooSmall",
+  "invalidType",
+  "typeNotAllowed",
+  "badLength",
+  "badVersionInfo",
+  "badProtocolId",
+  "tokenExpired",
+  "badSequenceBytes",
+  "noKey",
+  "replayed",
+  "decryptFailed",
+  "badSize",
+  // The client's own.
+  "wrongAddress",
+  "wrongState",
+  "receiveQueueFull",
+] as const;
+
+/** A name in {@linkcode CLIENT_DROP_REASONS}: why a datagram was dropped. */
+export type ClientDropReason = typeof CLIENT_DROP_REASONS[number];
+
 /** Counters kept by the client; read them, don't write them. */
 export interface ClientStats {
   /** Valid packets received, by type. */
@@ -134,11 +265,12 @@ export interface ClientStats {
   /** Packets sent, by type. */
   readonly sent: PacketTypeCounters;
   /**
-   * Datagrams dropped, by reason: the packet reader's reasons, and
+   * Datagrams dropped, one counter per reason in
+   * {@linkcode CLIENT_DROP_REASONS}: the packet reader's reasons, and
    * `wrongAddress` (not from the server being talked to), `wrongState`
-   * (valid, but not expected now) and `receiveQueueFull`.
+   * (not expected now) and `receiveQueueFull`.
    */
-  readonly dropped: Record<string, number>;
+  readonly dropped: Record<ClientDropReason, number>;
 }
 
 /** Options of {@linkcode createClient}. */
@@ -150,7 +282,14 @@ export interface ClientOptions {
    * @default {UDP sockets on ephemeral ports}
    */
   socket?: DatagramSocket;
-  /** Called from `update()` (or `connect()`/`disconnect()`) on every state change. @default {undefined} */
+  /**
+   * Called from `update()` (or `connect()`/`disconnect()`) on every state
+   * change, and when the client falls back to the token's next server:
+   * then `previous` and `next` may both be
+   * {@linkcode ClientState.SENDING_CONNECTION_REQUEST}. Inside the call,
+   * {@linkcode Client.serverAddress} is the server the client now talks to.
+   * @default {undefined}
+   */
   onStateChange?: (previous: ClientState, next: ClientState) => void;
   /**
    * Receives payloads sent while in loopback mode
@@ -231,23 +370,515 @@ export interface Client {
   [Symbol.dispose](): void;
 }
 
+// ---------------------------------------------------------------------------
+// The state tables. Each is written as a record over every ClientState (so a
+// state left out does not compile) and stored as an array indexed by
+// `state - FIRST_STATE`, so a lookup per datagram is an element load.
+
+const FIRST_STATE = ClientState.CONNECT_TOKEN_EXPIRED;
+
+function byState<T>(table: Record<ClientState, T>): readonly T[] {
+  const out: T[] = [];
+  for (const state of Object.values(ClientState)) {
+    out[state - FIRST_STATE] = table[state];
+  }
+  return out;
+}
+
+const NO_PACKETS = 0;
+
+/**
+ * The packet types the client accepts from its server in each state, as
+ * {@linkcode packetTypeMask} bits (the reference's allowed packets). Any
+ * other type is dropped by the packet reader as `typeNotAllowed`.
+ */
+const ALLOWED_PACKETS: readonly number[] = byState({
+  [ClientState.CONNECT_TOKEN_EXPIRED]: NO_PACKETS,
+  [ClientState.INVALID_CONNECT_TOKEN]: NO_PACKETS,
+  [ClientState.CONNECTION_TIMED_OUT]: NO_PACKETS,
+  [ClientState.CONNECTION_RESPONSE_TIMED_OUT]: NO_PACKETS,
+  [ClientState.CONNECTION_REQUEST_TIMED_OUT]: NO_PACKETS,
+  [ClientState.CONNECTION_DENIED]: NO_PACKETS,
+  [ClientState.DISCONNECTED]: NO_PACKETS,
+  [ClientState.SENDING_CONNECTION_REQUEST]: packetTypeMask(
+    CONNECTION_DENIED_PACKET,
+    CONNECTION_CHALLENGE_PACKET,
+  ),
+  [ClientState.SENDING_CONNECTION_RESPONSE]: packetTypeMask(
+    CONNECTION_DENIED_PACKET,
+    CONNECTION_KEEP_ALIVE_PACKET,
+  ),
+  [ClientState.CONNECTED]: packetTypeMask(
+    CONNECTION_KEEP_ALIVE_PACKET,
+    CONNECTION_PAYLOAD_PACKET,
+    CONNECTION_DISCONNECT_PACKET,
+  ),
+});
+
+/** What happens in a state when nothing arrives for the token's timeout. */
+interface StateTimeout {
+  /** The error state the client settles in. */
+  readonly timedOut: ClientState;
+  /** Whether it first tries the token's next server, if there is one. */
+  readonly tryNextServer: boolean;
+}
+
+/**
+ * The timeout each state runs: `undefined` where none does. (The connect
+ * token's own expiry, `expire - create` seconds, runs in the states that
+ * {@linkcode isConnecting}.)
+ */
+const STATE_TIMEOUTS: readonly (StateTimeout | undefined)[] = byState({
+  [ClientState.CONNECT_TOKEN_EXPIRED]: undefined,
+  [ClientState.INVALID_CONNECT_TOKEN]: undefined,
+  [ClientState.CONNECTION_TIMED_OUT]: undefined,
+  [ClientState.CONNECTION_RESPONSE_TIMED_OUT]: undefined,
+  [ClientState.CONNECTION_REQUEST_TIMED_OUT]: undefined,
+  [ClientState.CONNECTION_DENIED]: undefined,
+  [ClientState.DISCONNECTED]: undefined,
+  [ClientState.SENDING_CONNECTION_REQUEST]: {
+    timedOut: ClientState.CONNECTION_REQUEST_TIMED_OUT,
+    tryNextServer: true,
+  },
+  [ClientState.SENDING_CONNECTION_RESPONSE]: {
+    timedOut: ClientState.CONNECTION_RESPONSE_TIMED_OUT,
+    tryNextServer: true,
+  },
+  [ClientState.CONNECTED]: {
+    timedOut: ClientState.CONNECTION_TIMED_OUT,
+    tryNextServer: false,
+  },
+});
+
+function allowedPackets(state: ClientState): number {
+  return ALLOWED_PACKETS[state - FIRST_STATE];
+}
+
+function stateTimeout(state: ClientState): StateTimeout | undefined {
+  return STATE_TIMEOUTS[state - FIRST_STATE];
+}
+
+// ---------------------------------------------------------------------------
+// The client record and the steps over it, named as in the reference.
+
 // A payload packet's bytes beyond its payload at most: prefix, 8 sequence
 // bytes, MAC.
 const PAYLOAD_OVERHEAD_BYTES = 25;
 
-const REQUEST_ALLOWED = packetTypeMask(
-  CONNECTION_DENIED_PACKET,
-  CONNECTION_CHALLENGE_PACKET,
-);
-const RESPONSE_ALLOWED = packetTypeMask(
-  CONNECTION_DENIED_PACKET,
-  CONNECTION_KEEP_ALIVE_PACKET,
-);
-const CONNECTED_ALLOWED = packetTypeMask(
-  CONNECTION_KEEP_ALIVE_PACKET,
-  CONNECTION_PAYLOAD_PACKET,
-  CONNECTION_DISCONNECT_PACKET,
-);
+// Packets without per-send fields, written from these, not from new objects.
+const KEEP_ALIVE: EncryptedPacket = {
+  type: CONNECTION_KEEP_ALIVE_PACKET,
+  clientIndex: 0,
+  maxClients: 0,
+};
+const DISCONNECT: EncryptedPacket = { type: CONNECTION_DISCONNECT_PACKET };
+
+/** Everything a client holds, as the reference's `netcode_client_t`. */
+interface ClientRecord {
+  readonly onStateChange: ClientOptions["onStateChange"];
+  readonly sendLoopbackPacket: ClientOptions["sendLoopbackPacket"];
+  /** The caller's transport, or undefined to bind UDP sockets by family. */
+  readonly givenSocket: DatagramSocket | undefined;
+  socketV4: DatagramSocket | undefined;
+  socketV6: DatagramSocket | undefined;
+  readonly stats: ClientStats;
+  readonly received: Record<string, number>;
+  readonly sent: Record<string, number>;
+  state: ClientState;
+  closed: boolean;
+  time: number;
+  token: ConnectToken | undefined;
+  serverIndex: number;
+  serverAddress: Address | undefined;
+  sequence: number;
+  clientIndex: number;
+  maxClients: number;
+  loopback: boolean;
+  connectStartTime: number;
+  lastSendTime: number;
+  lastReceiveTime: number;
+  shouldDisconnect: boolean;
+  shouldDisconnectState: ClientState;
+  challengeTokenSequence: bigint;
+  challengeTokenData: Uint8Array | undefined;
+  readonly replay: ReplayProtection;
+  readonly queue: PayloadQueue;
+  readonly packetBuffer: Uint8Array;
+  readonly readOptions: ReadPacketOptions;
+}
+
+function createClientRecord(options: ClientOptions): ClientRecord {
+  const stats: ClientStats = {
+    received: createPacketTypeCounters(),
+    sent: createPacketTypeCounters(),
+    dropped: Object.fromEntries(
+      CLIENT_DROP_REASONS.map((name) => [name, 0]),
+    ) as Record<ClientDropReason, number>,
+  };
+  const replay = createReplayProtection();
+  return {
+    onStateChange: options.onStateChange,
+    sendLoopbackPacket: options.sendLoopbackPacket,
+    givenSocket: options.socket,
+    socketV4: undefined,
+    socketV6: undefined,
+    stats,
+    received: stats.received,
+    sent: stats.sent,
+    state: ClientState.DISCONNECTED,
+    closed: false,
+    time: 0,
+    token: undefined,
+    serverIndex: 0,
+    serverAddress: undefined,
+    sequence: 0,
+    clientIndex: 0,
+    maxClients: 0,
+    loopback: false,
+    connectStartTime: 0,
+    lastSendTime: -Infinity,
+    lastReceiveTime: 0,
+    shouldDisconnect: false,
+    shouldDisconnectState: ClientState.DISCONNECTED,
+    challengeTokenSequence: 0n,
+    challengeTokenData: undefined,
+    replay,
+    queue: createPayloadQueue(),
+    packetBuffer: new Uint8Array(MAX_PACKET_BYTES),
+    readOptions: {
+      protocolId: 0n,
+      allowedPackets: NO_PACKETS,
+      readKey: undefined,
+      replayProtection: replay,
+      // Payloads decrypt here, then are copied into the queue.
+      payloadBuffer: new Uint8Array(MAX_PAYLOAD_BYTES),
+    },
+  };
+}
+
+/**
+ * The one place the state changes. `onStateChange` fires when the state
+ * differs, and on `nextServer` (a fallback, which starts over in the same
+ * state with another server). Called last by every step, so a throwing
+ * callback leaves the client consistent.
+ */
+function setState(
+  c: ClientRecord,
+  next: ClientState,
+  nextServer = false,
+): void {
+  const previous = c.state;
+  c.state = next;
+  if (previous !== next || nextServer) c.onStateChange?.(previous, next);
+}
+
+function socketFor(c: ClientRecord, address: Address): DatagramSocket {
+  if (c.givenSocket !== undefined) return c.givenSocket;
+  if (isIpv6(address)) {
+    c.socketV6 ??= listenUdp({ hostname: "::", port: 0 });
+    return c.socketV6;
+  }
+  c.socketV4 ??= listenUdp({ hostname: "0.0.0.0", port: 0 });
+  return c.socketV4;
+}
+
+function resetBeforeNextConnect(c: ClientRecord): void {
+  c.connectStartTime = c.time;
+  c.lastSendTime = -Infinity;
+  c.lastReceiveTime = c.time;
+  c.shouldDisconnect = false;
+  c.shouldDisconnectState = ClientState.DISCONNECTED;
+  c.challengeTokenSequence = 0n;
+  c.challengeTokenData = undefined;
+  resetReplayProtection(c.replay);
+}
+
+function resetConnectionData(c: ClientRecord, next: ClientState): void {
+  c.sequence = 0;
+  c.loopback = false;
+  c.clientIndex = 0;
+  c.maxClients = 0;
+  c.serverIndex = 0;
+  c.serverAddress = undefined;
+  c.token = undefined;
+  c.readOptions.readKey = undefined;
+  resetBeforeNextConnect(c);
+  clearPayloadQueue(c.queue);
+  // Last: the callback may throw, and sees the client fully reset.
+  setState(c, next);
+}
+
+function transmit(c: ClientRecord, bytes: number, type: number): void {
+  const to = c.serverAddress!;
+  socketFor(c, to).send(c.packetBuffer.subarray(0, bytes), to);
+  c.sent[PACKET_TYPE_NAMES[type]]++;
+  c.lastSendTime = c.time;
+}
+
+function sendPacketToServer(c: ClientRecord, packet: EncryptedPacket): void {
+  const token = c.token!;
+  const bytes = writePacket(
+    c.packetBuffer,
+    packet,
+    c.sequence,
+    token.clientToServerKey,
+    token.protocolId,
+  );
+  c.sequence++;
+  transmit(c, bytes, packet.type);
+}
+
+function sendPayloadToServer(c: ClientRecord, payload: Uint8Array): void {
+  const token = c.token!;
+  const bytes = writePayloadPacket(
+    c.packetBuffer,
+    c.sequence,
+    token.clientToServerKey,
+    token.protocolId,
+    payload,
+  );
+  c.sequence++;
+  transmit(c, bytes, CONNECTION_PAYLOAD_PACKET);
+}
+
+function sendConnectionRequest(c: ClientRecord): void {
+  const token = c.token!;
+  const bytes = writeConnectionRequestPacket(c.packetBuffer, {
+    type: CONNECTION_REQUEST_PACKET,
+    protocolId: token.protocolId,
+    expireTimestamp: token.expireTimestamp,
+    nonce: token.nonce,
+    encryptedPrivateToken: token.encryptedPrivateToken,
+  });
+  c.sequence++;
+  transmit(c, bytes, CONNECTION_REQUEST_PACKET);
+}
+
+/** Settles in `destination` (disconnected or an error state). */
+function disconnectInternal(
+  c: ClientRecord,
+  destination: ClientState,
+  sendDisconnectPackets: boolean,
+): void {
+  if (isDisconnected(c.state) || c.state === destination) return;
+  if (!c.loopback && sendDisconnectPackets) {
+    for (let i = 0; i < NUM_DISCONNECT_PACKETS; i++) {
+      sendPacketToServer(c, DISCONNECT);
+    }
+  }
+  resetConnectionData(c, destination);
+}
+
+/** Moves on to the token's next server; false when there is none. */
+function connectToNextServer(c: ClientRecord): boolean {
+  const token = c.token;
+  if (
+    token === undefined || c.serverIndex + 1 >= token.serverAddresses.length
+  ) {
+    return false;
+  }
+  c.serverIndex++;
+  c.serverAddress = token.serverAddresses[c.serverIndex];
+  resetBeforeNextConnect(c);
+  setState(c, ClientState.SENDING_CONNECTION_REQUEST, true);
+  return true;
+}
+
+function connectClient(c: ClientRecord, connectToken: Uint8Array): void {
+  disconnectInternal(c, ClientState.DISCONNECTED, true);
+  const token = readConnectToken(connectToken);
+  if (token === undefined) {
+    setState(c, ClientState.INVALID_CONNECT_TOKEN);
+    return;
+  }
+  c.token = token;
+  c.serverIndex = 0;
+  c.serverAddress = token.serverAddresses[0];
+  c.readOptions.protocolId = token.protocolId;
+  c.readOptions.readKey = token.serverToClientKey;
+  resetBeforeNextConnect(c);
+  setState(c, ClientState.SENDING_CONNECTION_REQUEST);
+}
+
+function processPacket(c: ClientRecord, data: Uint8Array, from: Address): void {
+  if (c.serverAddress === undefined || !addressEqual(from, c.serverAddress)) {
+    c.stats.dropped.wrongAddress++;
+    return;
+  }
+  c.readOptions.allowedPackets = allowedPackets(c.state);
+  const packet = readPacket(data, c.readOptions);
+  if (typeof packet === "number") {
+    c.stats.dropped[packetDropName(packet)]++;
+    return;
+  }
+  c.received[PACKET_TYPE_NAMES[packet.type]]++;
+  // The allowed-packets table has checked the type against the state.
+  switch (packet.type) {
+    case CONNECTION_DENIED_PACKET:
+      c.shouldDisconnect = true;
+      c.shouldDisconnectState = ClientState.CONNECTION_DENIED;
+      c.lastReceiveTime = c.time;
+      return;
+    case CONNECTION_CHALLENGE_PACKET:
+      c.challengeTokenSequence = packet.challengeTokenSequence;
+      c.challengeTokenData = packet.challengeTokenData;
+      c.lastReceiveTime = c.time;
+      // Answer at once rather than at the next 10 Hz send slot.
+      c.lastSendTime = -Infinity;
+      setState(c, ClientState.SENDING_CONNECTION_RESPONSE);
+      return;
+    case CONNECTION_KEEP_ALIVE_PACKET:
+      c.lastReceiveTime = c.time;
+      if (c.state === ClientState.SENDING_CONNECTION_RESPONSE) {
+        c.clientIndex = packet.clientIndex;
+        c.maxClients = packet.maxClients;
+        setState(c, ClientState.CONNECTED);
+      }
+      return;
+    case CONNECTION_PAYLOAD_PACKET:
+      c.lastReceiveTime = c.time;
+      if (!pushPayload(c.queue, packet.payload)) {
+        c.stats.dropped.receiveQueueFull++;
+      }
+      return;
+    case CONNECTION_DISCONNECT_PACKET:
+      c.shouldDisconnect = true;
+      c.shouldDisconnectState = ClientState.DISCONNECTED;
+      c.lastReceiveTime = c.time;
+      return;
+    default:
+      c.stats.dropped.wrongState++;
+  }
+}
+
+function packetDropName(reason: PacketDropReason): ClientDropReason {
+  // The first names of CLIENT_DROP_REASONS are the reader's, by reason.
+  return CLIENT_DROP_REASONS[reason];
+}
+
+function receivePacketsFrom(
+  c: ClientRecord,
+  socket: DatagramSocket | undefined,
+): void {
+  if (socket === undefined) return;
+  for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
+    if (c.loopback || allowedPackets(c.state) === NO_PACKETS) {
+      c.stats.dropped.wrongState++;
+      continue;
+    }
+    processPacket(c, datagram.data, datagram.from);
+  }
+}
+
+function receivePackets(c: ClientRecord): void {
+  if (c.givenSocket !== undefined) {
+    receivePacketsFrom(c, c.givenSocket);
+    return;
+  }
+  receivePacketsFrom(c, c.socketV4);
+  receivePacketsFrom(c, c.socketV6);
+}
+
+function sendPackets(c: ClientRecord): void {
+  if (c.lastSendTime + 1 / PACKET_SEND_RATE >= c.time) return;
+  switch (c.state) {
+    case ClientState.SENDING_CONNECTION_REQUEST:
+      sendConnectionRequest(c);
+      return;
+    case ClientState.SENDING_CONNECTION_RESPONSE:
+      sendPacketToServer(c, {
+        type: CONNECTION_RESPONSE_PACKET,
+        challengeTokenSequence: c.challengeTokenSequence,
+        challengeTokenData: c.challengeTokenData!,
+      });
+      return;
+    case ClientState.CONNECTED:
+      sendPacketToServer(c, KEEP_ALIVE);
+      return;
+  }
+}
+
+function updateClient(c: ClientRecord, now: number): void {
+  c.time = now;
+  if (c.loopback) return;
+  receivePackets(c);
+  if (isConnecting(c.state)) {
+    const token = c.token!;
+    const expireSeconds = Number(
+      token.expireTimestamp - token.createTimestamp,
+    );
+    if (c.time - c.connectStartTime >= expireSeconds) {
+      disconnectInternal(c, ClientState.CONNECT_TOKEN_EXPIRED, false);
+      return;
+    }
+  }
+  if (c.shouldDisconnect) {
+    if (connectToNextServer(c)) {
+      sendPackets(c);
+      return;
+    }
+    disconnectInternal(c, c.shouldDisconnectState, false);
+    return;
+  }
+  const timeout = stateTimeout(c.state);
+  const timeoutSeconds = c.token?.timeoutSeconds ?? 0;
+  if (
+    timeout !== undefined && timeoutSeconds > 0 &&
+    c.lastReceiveTime + timeoutSeconds < c.time
+  ) {
+    if (timeout.tryNextServer && connectToNextServer(c)) {
+      sendPackets(c);
+      return;
+    }
+    disconnectInternal(c, timeout.timedOut, false);
+    return;
+  }
+  sendPackets(c);
+}
+
+function maxPayloadBytes(c: ClientRecord): number {
+  const datagramBytes = c.loopback || c.givenSocket === undefined
+    ? undefined
+    : c.givenSocket.maxDatagramBytes;
+  return datagramBytes === undefined ? MAX_PAYLOAD_BYTES : Math.max(
+    0,
+    Math.min(MAX_PAYLOAD_BYTES, datagramBytes - PAYLOAD_OVERHEAD_BYTES),
+  );
+}
+
+function sendPayload(c: ClientRecord, payload: Uint8Array): void {
+  if (c.state !== ClientState.CONNECTED) return;
+  const limit = maxPayloadBytes(c);
+  if (payload.length > limit) {
+    throw new RangeError(
+      `Cannot send payload: ${payload.length} bytes exceeds the ${limit} byte limit of this transport`,
+    );
+  }
+  if (c.loopback) {
+    c.sendLoopbackPacket?.(c.clientIndex, payload, c.sequence++);
+    return;
+  }
+  sendPayloadToServer(c, payload);
+}
+
+function connectLoopback(c: ClientRecord, index: number, slots: number): void {
+  disconnectInternal(c, ClientState.DISCONNECTED, true);
+  c.clientIndex = index;
+  c.maxClients = slots;
+  c.loopback = true;
+  setState(c, ClientState.CONNECTED);
+}
+
+function closeClient(c: ClientRecord): void {
+  if (c.closed) return;
+  disconnectInternal(c, ClientState.DISCONNECTED, true);
+  c.closed = true;
+  c.givenSocket?.close();
+  c.socketV4?.close();
+  c.socketV6?.close();
+}
+
+// ---------------------------------------------------------------------------
 
 /**
  * Creates a netcode client, disconnected. Call `connect(token)`, then
@@ -278,461 +909,114 @@ export function createClient(options: ClientOptions = {}): Client {
   if (options.socket !== undefined) {
     checkDatagramSocket(options.socket, "create client");
   }
-  const { onStateChange, sendLoopbackPacket } = options;
-  const givenSocket = options.socket;
-  let socketV4: DatagramSocket | undefined;
-  let socketV6: DatagramSocket | undefined;
-
-  const stats: ClientStats = {
-    received: createPacketTypeCounters(),
-    sent: createPacketTypeCounters(),
-    dropped: Object.fromEntries(
-      [
-        ...PACKET_DROP_REASON_NAMES,
-        "wrongAddress",
-        "wrongState",
-        "receiveQueueFull",
-      ].map((name) => [name, 0]),
-    ),
-  };
-  const dropped = stats.dropped;
-  const received = stats.received as Record<string, number>;
-  const sent = stats.sent as Record<string, number>;
-
-  let state: ClientState = ClientState.DISCONNECTED;
-  let closed = false;
-  let time = 0;
-  let token: ConnectToken | undefined;
-  let serverIndex = 0;
-  let serverAddress: Address | undefined;
-  let sequence = 0;
-  let clientIndex = 0;
-  let maxClients = 0;
-  let loopback = false;
-  let connectStartTime = 0;
-  let lastSendTime = -Infinity;
-  let lastReceiveTime = 0;
-  let shouldDisconnect = false;
-  let shouldDisconnectState: ClientState = ClientState.DISCONNECTED;
-  let challengeTokenSequence = 0n;
-  let challengeTokenData: Uint8Array | undefined;
-  const replay = createReplayProtection();
-  const queue = createPayloadQueue();
-  const packetBuffer = new Uint8Array(MAX_PACKET_BYTES);
-  const readOptions: ReadPacketOptions = {
-    protocolId: 0n,
-    allowedPackets: 0,
-    readKey: undefined,
-    replayProtection: replay,
-    // Payloads decrypt here, then are copied into the queue.
-    payloadBuffer: new Uint8Array(MAX_PAYLOAD_BYTES),
-  };
-
-  function setState(next: ClientState): void {
-    const previous = state;
-    state = next;
-    if (previous !== next) onStateChange?.(previous, next);
-  }
-
-  function socketFor(address: Address): DatagramSocket {
-    if (givenSocket !== undefined) return givenSocket;
-    if (isIpv6(address)) {
-      socketV6 ??= listenUdp({ hostname: "::", port: 0 });
-      return socketV6;
-    }
-    socketV4 ??= listenUdp({ hostname: "0.0.0.0", port: 0 });
-    return socketV4;
-  }
-
-  function clearQueue(): void {
-    clearPayloadQueue(queue);
-  }
-
-  function resetBeforeNextConnect(): void {
-    connectStartTime = time;
-    lastSendTime = -Infinity;
-    lastReceiveTime = time;
-    shouldDisconnect = false;
-    shouldDisconnectState = ClientState.DISCONNECTED;
-    challengeTokenSequence = 0n;
-    challengeTokenData = undefined;
-    resetReplayProtection(replay);
-  }
-
-  function resetConnectionData(next: ClientState): void {
-    sequence = 0;
-    loopback = false;
-    clientIndex = 0;
-    maxClients = 0;
-    serverIndex = 0;
-    serverAddress = undefined;
-    token = undefined;
-    readOptions.readKey = undefined;
-    resetBeforeNextConnect();
-    clearQueue();
-    // Last: the callback may throw, and sees the client fully reset.
-    setState(next);
-  }
-
-  function sendToServer(packet: EncryptedPacket): void {
-    const bytes = packet.type === CONNECTION_PAYLOAD_PACKET
-      ? writePayloadPacket(
-        packetBuffer,
-        sequence,
-        token!.clientToServerKey,
-        token!.protocolId,
-        packet.payload,
-      )
-      : writePacket(
-        packetBuffer,
-        packet,
-        sequence,
-        token!.clientToServerKey,
-        token!.protocolId,
-      );
-    sequence++;
-    transmit(bytes, packet.type);
-  }
-
-  function transmit(bytes: number, type: number): void {
-    socketFor(serverAddress!).send(
-      packetBuffer.subarray(0, bytes),
-      serverAddress!,
-    );
-    sent[PACKET_TYPE_NAMES[type]]++;
-    lastSendTime = time;
-  }
-
-  function disconnectInternal(
-    destination: ClientState,
-    sendDisconnectPackets: boolean,
-  ): void {
-    if (state <= ClientState.DISCONNECTED || state === destination) return;
-    if (!loopback && sendDisconnectPackets) {
-      for (let i = 0; i < NUM_DISCONNECT_PACKETS; i++) {
-        sendToServer({ type: CONNECTION_DISCONNECT_PACKET });
-      }
-    }
-    resetConnectionData(destination);
-  }
-
-  function connectToNextServer(): boolean {
-    if (
-      token === undefined || serverIndex + 1 >= token.serverAddresses.length
-    ) {
-      return false;
-    }
-    serverIndex++;
-    serverAddress = token.serverAddresses[serverIndex];
-    resetBeforeNextConnect();
-    setState(ClientState.SENDING_CONNECTION_REQUEST);
-    return true;
-  }
-
-  function connect(connectToken: Uint8Array): void {
-    if (closed) throw new Error("Cannot connect: client is closed");
-    if (!(connectToken instanceof Uint8Array)) {
-      throw new TypeError("Cannot connect: connect token must be a Uint8Array");
-    }
-    disconnect();
-    const read = readConnectToken(connectToken);
-    if (read === undefined) {
-      setState(ClientState.INVALID_CONNECT_TOKEN);
-      return;
-    }
-    token = read;
-    serverIndex = 0;
-    serverAddress = read.serverAddresses[0];
-    readOptions.protocolId = read.protocolId;
-    readOptions.readKey = read.serverToClientKey;
-    resetBeforeNextConnect();
-    setState(ClientState.SENDING_CONNECTION_REQUEST);
-  }
-
-  function processDatagram(data: Uint8Array, from: Address): void {
-    if (serverAddress === undefined || !addressEqual(from, serverAddress)) {
-      dropped.wrongAddress++;
-      return;
-    }
-    readOptions.allowedPackets = state === ClientState.CONNECTED
-      ? CONNECTED_ALLOWED
-      : state === ClientState.SENDING_CONNECTION_RESPONSE
-      ? RESPONSE_ALLOWED
-      : state === ClientState.SENDING_CONNECTION_REQUEST
-      ? REQUEST_ALLOWED
-      : 0;
-    const packet = readPacket(data, readOptions);
-    if (typeof packet === "number") {
-      dropped[PACKET_DROP_REASON_NAMES[packet]]++;
-      return;
-    }
-    received[PACKET_TYPE_NAMES[packet.type]]++;
-    switch (packet.type) {
-      case CONNECTION_DENIED_PACKET:
-        shouldDisconnect = true;
-        shouldDisconnectState = ClientState.CONNECTION_DENIED;
-        lastReceiveTime = time;
-        return;
-      case CONNECTION_CHALLENGE_PACKET:
-        challengeTokenSequence = packet.challengeTokenSequence;
-        challengeTokenData = packet.challengeTokenData;
-        lastReceiveTime = time;
-        // Answer at once rather than at the next 10 Hz send slot.
-        lastSendTime = -Infinity;
-        setState(ClientState.SENDING_CONNECTION_RESPONSE);
-        return;
-      case CONNECTION_KEEP_ALIVE_PACKET:
-        lastReceiveTime = time;
-        if (state === ClientState.SENDING_CONNECTION_RESPONSE) {
-          clientIndex = packet.clientIndex;
-          maxClients = packet.maxClients;
-          setState(ClientState.CONNECTED);
-        }
-        return;
-      case CONNECTION_PAYLOAD_PACKET:
-        lastReceiveTime = time;
-        if (!pushPayload(queue, packet.payload)) dropped.receiveQueueFull++;
-        return;
-      case CONNECTION_DISCONNECT_PACKET:
-        shouldDisconnect = true;
-        shouldDisconnectState = ClientState.DISCONNECTED;
-        lastReceiveTime = time;
-        return;
-      default:
-        dropped.wrongState++;
-    }
-  }
-
-  function receivePackets(): void {
-    const sockets = givenSocket !== undefined
-      ? [givenSocket]
-      : [socketV4, socketV6];
-    for (const socket of sockets) {
-      if (socket === undefined) continue;
-      for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
-        if (state <= ClientState.DISCONNECTED || loopback) {
-          dropped.wrongState++;
-          continue;
-        }
-        processDatagram(datagram.data, datagram.from);
-      }
-    }
-  }
-
-  function sendPackets(): void {
-    if (lastSendTime + 1 / PACKET_SEND_RATE >= time) return;
-    switch (state) {
-      case ClientState.SENDING_CONNECTION_REQUEST: {
-        const bytes = writeConnectionRequestPacket(packetBuffer, {
-          type: CONNECTION_REQUEST_PACKET,
-          protocolId: token!.protocolId,
-          expireTimestamp: token!.expireTimestamp,
-          nonce: token!.nonce,
-          encryptedPrivateToken: token!.encryptedPrivateToken,
-        });
-        sequence++;
-        transmit(bytes, CONNECTION_REQUEST_PACKET);
-        return;
-      }
-      case ClientState.SENDING_CONNECTION_RESPONSE:
-        sendToServer({
-          type: CONNECTION_RESPONSE_PACKET,
-          challengeTokenSequence,
-          challengeTokenData: challengeTokenData!,
-        });
-        return;
-      case ClientState.CONNECTED:
-        sendToServer({
-          type: CONNECTION_KEEP_ALIVE_PACKET,
-          clientIndex: 0,
-          maxClients: 0,
-        });
-        return;
-    }
-  }
-
-  function update(now: number): void {
-    if (closed) throw new Error("Cannot update client: it is closed");
-    if (typeof now !== "number" || Number.isNaN(now)) {
-      throw new TypeError(`Cannot update client: time ${now} is not a number`);
-    }
-    time = now;
-    if (loopback) return;
-    receivePackets();
-    if (state > ClientState.DISCONNECTED && state < ClientState.CONNECTED) {
-      const expireSeconds = Number(
-        token!.expireTimestamp - token!.createTimestamp,
-      );
-      if (time - connectStartTime >= expireSeconds) {
-        disconnectInternal(ClientState.CONNECT_TOKEN_EXPIRED, false);
-        return;
-      }
-    }
-    if (shouldDisconnect) {
-      if (connectToNextServer()) {
-        sendPackets();
-        return;
-      }
-      disconnectInternal(shouldDisconnectState, false);
-      return;
-    }
-    const timeout = token?.timeoutSeconds ?? 0;
-    if (
-      state > ClientState.DISCONNECTED && timeout > 0 &&
-      lastReceiveTime + timeout < time
-    ) {
-      if (state === ClientState.CONNECTED) {
-        disconnectInternal(ClientState.CONNECTION_TIMED_OUT, false);
-        return;
-      }
-      if (connectToNextServer()) {
-        sendPackets();
-        return;
-      }
-      disconnectInternal(
-        state === ClientState.SENDING_CONNECTION_REQUEST
-          ? ClientState.CONNECTION_REQUEST_TIMED_OUT
-          : ClientState.CONNECTION_RESPONSE_TIMED_OUT,
-        false,
-      );
-      return;
-    }
-    sendPackets();
-  }
-
-  function send(payload: Uint8Array): void {
-    if (!(payload instanceof Uint8Array)) {
-      throw new TypeError("Cannot send payload: expected a Uint8Array");
-    }
-    if (payload.length < 1 || payload.length > MAX_PAYLOAD_BYTES) {
-      throw new RangeError(
-        `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
-      );
-    }
-    if (state !== ClientState.CONNECTED) return;
-    const limit = maxPayloadBytes();
-    if (payload.length > limit) {
-      throw new RangeError(
-        `Cannot send payload: ${payload.length} bytes exceeds the ${limit} byte limit of this transport`,
-      );
-    }
-    if (loopback) {
-      sendLoopbackPacket?.(clientIndex, payload, sequence++);
-      return;
-    }
-    sendToServer({ type: CONNECTION_PAYLOAD_PACKET, payload });
-  }
-
-  function maxPayloadBytes(): number {
-    const datagramBytes = loopback || givenSocket === undefined
-      ? undefined
-      : givenSocket.maxDatagramBytes;
-    return datagramBytes === undefined ? MAX_PAYLOAD_BYTES : Math.max(
-      0,
-      Math.min(MAX_PAYLOAD_BYTES, datagramBytes - PAYLOAD_OVERHEAD_BYTES),
-    );
-  }
-
-  function receive(): Uint8Array | undefined {
-    return shiftPayload(queue);
-  }
-
-  function receiveInto(buffer: Uint8Array): number {
-    checkReceiveBuffer(buffer);
-    return shiftPayloadInto(queue, buffer);
-  }
-
-  function disconnect(): void {
-    disconnectInternal(ClientState.DISCONNECTED, true);
-  }
-
-  function connectLoopback(index: number, slots: number): void {
-    if (closed) throw new Error("Cannot connect loopback: client is closed");
-    if (!Number.isInteger(slots) || slots < 1) {
-      throw new RangeError(
-        `Cannot connect loopback: max clients ${slots} is not a positive integer`,
-      );
-    }
-    if (!Number.isInteger(index) || index < 0 || index >= slots) {
-      throw new RangeError(
-        `Cannot connect loopback: client index ${index} is outside 0..${
-          slots - 1
-        }`,
-      );
-    }
-    disconnect();
-    clientIndex = index;
-    maxClients = slots;
-    loopback = true;
-    setState(ClientState.CONNECTED);
-  }
-
-  function disconnectLoopback(): void {
-    if (!loopback) return;
-    resetConnectionData(ClientState.DISCONNECTED);
-  }
-
-  function processLoopbackPacket(payload: Uint8Array, _sequence: number): void {
-    if (
-      !(payload instanceof Uint8Array) || payload.length < 1 ||
-      payload.length > MAX_PAYLOAD_BYTES
-    ) {
-      throw new RangeError(
-        `Cannot process loopback packet: payload must be 1..${MAX_PAYLOAD_BYTES} bytes`,
-      );
-    }
-    if (!loopback) return;
-    if (!pushPayload(queue, payload)) dropped.receiveQueueFull++;
-  }
-
-  function close(): void {
-    if (closed) return;
-    disconnect();
-    closed = true;
-    if (givenSocket !== undefined) givenSocket.close();
-    socketV4?.close();
-    socketV6?.close();
-  }
+  const c = createClientRecord(options);
 
   return {
     get state() {
-      return state;
+      return c.state;
     },
     get stateName() {
-      return clientStateName(state);
+      return clientStateName(c.state);
     },
     get clientIndex() {
-      return clientIndex;
+      return c.clientIndex;
     },
     get maxClients() {
-      return maxClients;
+      return c.maxClients;
     },
     get maxPayloadBytes() {
-      return maxPayloadBytes();
+      return maxPayloadBytes(c);
     },
     get serverAddress() {
-      return serverAddress;
+      return c.serverAddress;
     },
     get loopback() {
-      return loopback;
+      return c.loopback;
     },
     get time() {
-      return time;
+      return c.time;
     },
     get nextPacketSequence() {
-      return sequence;
+      return c.sequence;
     },
-    stats,
-    connect,
-    update,
-    send,
-    receive,
-    receiveInto,
-    disconnect,
-    connectLoopback,
-    disconnectLoopback,
-    processLoopbackPacket,
-    close,
-    [Symbol.dispose]: close,
+    stats: c.stats,
+    connect(connectToken: Uint8Array): void {
+      if (c.closed) throw new Error("Cannot connect: client is closed");
+      if (!(connectToken instanceof Uint8Array)) {
+        throw new TypeError(
+          "Cannot connect: connect token must be a Uint8Array",
+        );
+      }
+      connectClient(c, connectToken);
+    },
+    update(now: number): void {
+      if (c.closed) throw new Error("Cannot update client: it is closed");
+      if (typeof now !== "number" || Number.isNaN(now)) {
+        throw new TypeError(
+          `Cannot update client: time ${now} is not a number`,
+        );
+      }
+      updateClient(c, now);
+    },
+    send(payload: Uint8Array): void {
+      if (!(payload instanceof Uint8Array)) {
+        throw new TypeError("Cannot send payload: expected a Uint8Array");
+      }
+      if (payload.length < 1 || payload.length > MAX_PAYLOAD_BYTES) {
+        throw new RangeError(
+          `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
+        );
+      }
+      sendPayload(c, payload);
+    },
+    receive(): Uint8Array | undefined {
+      return shiftPayload(c.queue);
+    },
+    receiveInto(buffer: Uint8Array): number {
+      checkReceiveBuffer(buffer);
+      return shiftPayloadInto(c.queue, buffer);
+    },
+    disconnect(): void {
+      disconnectInternal(c, ClientState.DISCONNECTED, true);
+    },
+    connectLoopback(index: number, slots: number): void {
+      if (c.closed) {
+        throw new Error("Cannot connect loopback: client is closed");
+      }
+      if (!Number.isInteger(slots) || slots < 1) {
+        throw new RangeError(
+          `Cannot connect loopback: max clients ${slots} is not a positive integer`,
+        );
+      }
+      if (!Number.isInteger(index) || index < 0 || index >= slots) {
+        throw new RangeError(
+          `Cannot connect loopback: client index ${index} is outside 0..${
+            slots - 1
+          }`,
+        );
+      }
+      connectLoopback(c, index, slots);
+    },
+    disconnectLoopback(): void {
+      if (c.loopback) resetConnectionData(c, ClientState.DISCONNECTED);
+    },
+    processLoopbackPacket(payload: Uint8Array, _sequence: number): void {
+      if (
+        !(payload instanceof Uint8Array) || payload.length < 1 ||
+        payload.length > MAX_PAYLOAD_BYTES
+      ) {
+        throw new RangeError(
+          `Cannot process loopback packet: payload must be 1..${MAX_PAYLOAD_BYTES} bytes`,
+        );
+      }
+      if (!c.loopback) return;
+      if (!pushPayload(c.queue, payload)) c.stats.dropped.receiveQueueFull++;
+    },
+    close(): void {
+      closeClient(c);
+    },
+    [Symbol.dispose](): void {
+      closeClient(c);
+    },
   };
 }
