@@ -6,7 +6,7 @@
 # `deno compile` needs its runtime, denort, which it downloads from
 # dl.deno.land unless DENORT_BIN names a local copy. Where that download is
 # impossible (no network but the package registries), the script says so
-# loudly and smoke-tests the same program through `deno run cli.ts` instead;
+# loudly and smoke-tests the same program through `deno run cli/main.ts` instead;
 # set NETCODE_SMOKE_REQUIRE_BINARY=1 to make that a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +34,8 @@ else
     [ "${NETCODE_SMOKE_REQUIRE_BINARY:-}" != "1" ]; then
     log "SKIPPED the compiled binary: deno compile could not get its runtime"
     log "(denort) from dl.deno.land; point DENORT_BIN at a local denort to build it."
-    log "Smoke-testing the same program with 'deno run cli.ts' instead."
-    netcode=(deno run -A --unstable-net cli.ts)
+    log "Smoke-testing the same program with 'deno run cli/main.ts' instead."
+    netcode=(deno run -A --unstable-net cli/main.ts)
   else
     log "FAILED: deno task compile"
     exit 1

@@ -25,15 +25,15 @@ import {
   parseFlags,
   parseIntegerFlag,
   runCommand,
-} from "./_args.ts";
-import { formatMs, percentile } from "./_common.ts";
-import { type Backend, DEV_USERS, startBackend } from "./backend.ts";
+} from "../cli/_args.ts";
+import { formatMs, percentile } from "../cli/_common.ts";
+import { type Backend, DEV_USERS, startBackend } from "../cli/backend.ts";
 import {
   type EchoClientReport,
   fetchConnectToken,
   runEchoClient,
-} from "./client.ts";
-import { startEchoServer } from "./server.ts";
+} from "../cli/client.ts";
+import { startEchoServer } from "../cli/server.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {

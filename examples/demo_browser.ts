@@ -46,10 +46,10 @@ import {
   parseFlags,
   parseIntegerFlag,
   runCommand,
-} from "./_args.ts";
-import { DEFAULT_PROTOCOL_ID, monotonicSeconds } from "./_common.ts";
+} from "../cli/_args.ts";
+import { DEFAULT_PROTOCOL_ID, monotonicSeconds } from "../cli/_common.ts";
 import { bundleBrowserEntry, hasChromium, launchChromium } from "./_browser.ts";
-import { type Backend, startBackend } from "./backend.ts";
+import { type Backend, startBackend } from "../cli/backend.ts";
 
 /** Payload types of the demo game. */
 export const DemoPayload = {

@@ -22,7 +22,7 @@ import {
   hasChromium,
   launchChromium,
 } from "../examples/_browser.ts";
-import { startBackend } from "../examples/backend.ts";
+import { startBackend } from "../cli/backend.ts";
 import {
   screenshotBrowserDemo,
   startBrowserDemo,

@@ -1,4 +1,4 @@
-// The `netcode` program, run as a subprocess (`deno run cli.ts ...`): help,
+// The `netcode` program, run as a subprocess (`deno run cli/main.ts ...`): help,
 // errors and exit codes, keygen and token output, and a server + client
 // exchange over loopback UDP on a port the system picks. Every process is
 // bounded by a flag and by the test's own deadline.
@@ -12,7 +12,7 @@ import {
 import { formatAddress } from "../address.ts";
 import { readConnectToken } from "../token.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CLI = new URL("../cli/main.ts", import.meta.url).pathname;
 const KEY = "0f".repeat(32);
 
 interface Output {
@@ -138,6 +138,41 @@ Deno.test("every command has --help", async () => {
     assertEquals(code, 0, name);
     assertStringIncludes(stdout, `Usage: netcode ${name}`);
   }
+});
+
+Deno.test("netcode backend is a command, and the examples' scripts take the same flags", async () => {
+  const { code, stdout } = await netcode(["backend", "--help"]);
+  assertEquals(code, 0);
+  assertStringIncludes(stdout, "Usage: netcode backend");
+  for (const name of ["server", "client", "backend"]) {
+    const script = new URL(`../examples/${name}.ts`, import.meta.url).pathname;
+    const help = await command(["--help"], {}, script).output();
+    assertEquals(help.code, 0, name);
+    assertStringIncludes(
+      new TextDecoder().decode(help.stdout),
+      `Usage: examples/${name}.ts`,
+    );
+  }
+});
+
+Deno.test("the netcode program does not import examples/", async () => {
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", CLI],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(info.code, 0, new TextDecoder().decode(info.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as {
+    modules: { specifier: string }[];
+  };
+  const local = graph.modules.map((module) => module.specifier).filter((
+    specifier,
+  ) => specifier.startsWith("file:"));
+  assert(local.some((specifier) => specifier.endsWith("/cli/server.ts")));
+  assertEquals(
+    local.filter((specifier) => specifier.includes("/examples/")),
+    [],
+  );
 });
 
 Deno.test("netcode rejects unknown flags, bad values and commands", async () => {

@@ -28,17 +28,17 @@ import {
   parseKeyFlag,
   parseTimeoutFlag,
   parseUint64Flag,
-} from "../examples/_args.ts";
-import { percentile } from "../examples/_common.ts";
+} from "../cli/_args.ts";
+import { percentile } from "../cli/_common.ts";
 import {
   type BackendOptions,
   clientIdForUser,
   createBackendHandler,
   startBackend,
-} from "../examples/backend.ts";
-import { runEchoClient } from "../examples/client.ts";
+} from "../cli/backend.ts";
+import { runEchoClient } from "../cli/client.ts";
 import { runDemo } from "../examples/demo.ts";
-import { startEchoServer } from "../examples/server.ts";
+import { startEchoServer } from "../cli/server.ts";
 import { listenWebTransport } from "../socket_webtransport.ts";
 
 const PROTOCOL_ID = 0x1122334455667788n;

@@ -23,6 +23,9 @@ export const EXIT_USAGE = 2;
 
 const USAGE_ERROR = "UsageError";
 
+/** The `-h, --help` flag every command has. */
+export const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
+
 /** Flag definitions, as `parseArgs` from `node:util` takes them. */
 export type FlagSpecs = ParseArgsOptionsConfig;
 
