@@ -18,6 +18,19 @@
  * {@linkcode DatagramSocket}, such as the seeded in-memory
  * {@linkcode createNetworkSimulator}.
  *
+ * This entry point holds what a game uses. The rest is reachable through the
+ * package's other entry points:
+ *
+ * - `@netcode/netcode/socket_webtransport` and `@netcode/netcode/certificate`:
+ *   browser players over WebTransport, served beside UDP;
+ *   `@netcode/netcode/browser`: the client side, for a browser bundle.
+ * - `@netcode/netcode/socket_ffi` (`listenUdpFfi`, batched UDP through libc)
+ *   and `@netcode/netcode/sodium_native` (`useNativeSodium`, the system's
+ *   libsodium): faster transports and crypto, with `--allow-ffi`.
+ * - `@netcode/netcode/packet`, `/token`, `/crypto`, `/address`: the wire
+ *   format (packet and token codecs, replay protection, the AEADs), for tools
+ *   and other implementations.
+ *
  * @example Connect a client and echo a payload, on the simulator
  * ```ts
  * import {
@@ -68,13 +81,56 @@
  * @module
  */
 
-export * from "./address.ts";
-export * from "./crypto.ts";
-export * from "./sodium_native.ts";
-export * from "./packet.ts";
-export * from "./token.ts";
-export * from "./socket.ts";
-export * from "./socket_ffi.ts";
-export * from "./simulator.ts";
-export * from "./server.ts";
-export * from "./client.ts";
+export { type Address, formatAddress, parseAddress } from "./address.ts";
+export { generateKey, KEY_BYTES } from "./crypto.ts";
+export {
+  CONNECT_TOKEN_BYTES,
+  MAX_PACKET_BYTES,
+  MAX_PAYLOAD_BYTES,
+  type PacketTypeCounters,
+  USER_DATA_BYTES,
+} from "./packet.ts";
+export {
+  DEFAULT_CONNECT_TOKEN_EXPIRY_SECONDS,
+  DEFAULT_TIMEOUT_SECONDS,
+  generateConnectToken,
+  type GenerateConnectTokenOptions,
+  MAX_SERVERS_PER_CONNECT,
+} from "./token.ts";
+export {
+  type Datagram,
+  type DatagramSocket,
+  listenUdp,
+  type ListenUdpOptions,
+  type UdpSocket,
+  type UdpSocketStats,
+} from "./socket.ts";
+export {
+  createNetworkSimulator,
+  type NetworkSimulator,
+  type NetworkSimulatorOptions,
+  type NetworkSimulatorStats,
+  type SimulatedSocket,
+} from "./simulator.ts";
+export {
+  createServer,
+  DEFAULT_MAX_CLIENTS,
+  type DisconnectReason,
+  MAX_CLIENTS_LIMIT,
+  type Server,
+  type ServerOptions,
+  type ServerStats,
+} from "./server.ts";
+export {
+  type Client,
+  CLIENT_DROP_REASONS,
+  type ClientDropReason,
+  type ClientOptions,
+  ClientState,
+  clientStateName,
+  type ClientStats,
+  createClient,
+  isConnecting,
+  isDisconnected,
+  isError,
+} from "./client.ts";
