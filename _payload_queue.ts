@@ -30,6 +30,10 @@ export interface PayloadQueue {
   readonly offsets: Int32Array;
   /** Each entry's length in bytes. */
   readonly lengths: Uint16Array;
+  /** Each entry's packet sequence (exact below 2^53). */
+  readonly sequences: Float64Array;
+  /** The sequence of the payload taken last, or -1 before the first. */
+  lastSequence: number;
   /** Entries that did not fit in the arena. */
   readonly copies: (Uint8Array | undefined)[];
   /** The arena, made when the first payload arrives. */
@@ -57,6 +61,8 @@ export function createPayloadQueue(): PayloadQueue {
     count: 0,
     offsets: new Int32Array(PAYLOAD_QUEUE_ENTRIES),
     lengths: new Uint16Array(PAYLOAD_QUEUE_ENTRIES),
+    sequences: new Float64Array(PAYLOAD_QUEUE_ENTRIES),
+    lastSequence: -1,
     copies: new Array(PAYLOAD_QUEUE_ENTRIES).fill(undefined),
     arena: undefined,
     arenaHead: 0,
@@ -76,6 +82,7 @@ export function clearPayloadQueue(queue: PayloadQueue): void {
   queue.copies.fill(undefined);
   queue.head = 0;
   queue.count = 0;
+  queue.lastSequence = -1;
   resetArena(queue);
 }
 
@@ -108,9 +115,14 @@ function arenaOffset(queue: PayloadQueue, length: number): number {
  *
  * @param queue The queue.
  * @param payload 1..1200 bytes; copied, so the caller may reuse it.
+ * @param sequence The packet sequence it came with.
  * @returns `false` when the queue is full and the payload was not queued.
  */
-export function pushPayload(queue: PayloadQueue, payload: Uint8Array): boolean {
+export function pushPayload(
+  queue: PayloadQueue,
+  payload: Uint8Array,
+  sequence: number | bigint = 0,
+): boolean {
   if (queue.count === PAYLOAD_QUEUE_ENTRIES) return false;
   const entry = (queue.head + queue.count) % PAYLOAD_QUEUE_ENTRIES;
   const length = payload.length;
@@ -125,12 +137,14 @@ export function pushPayload(queue: PayloadQueue, payload: Uint8Array): boolean {
   }
   queue.offsets[entry] = offset;
   queue.lengths[entry] = length;
+  queue.sequences[entry] = Number(sequence);
   queue.count++;
   return true;
 }
 
 /** Forgets the oldest entry (already copied out). */
 function dropHead(queue: PayloadQueue, entry: number): void {
+  queue.lastSequence = queue.sequences[entry];
   const offset = queue.offsets[entry];
   if (offset < 0) {
     queue.copies[entry] = undefined;

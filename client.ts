@@ -35,7 +35,13 @@
  * @module
  */
 
-import { type Address, addressEqual, isIpv6 } from "./address.ts";
+import {
+  type Address,
+  addressEqual,
+  formatAddress,
+  isIpv6,
+  parseAddress,
+} from "./address.ts";
 import {
   CONNECTION_CHALLENGE_PACKET,
   CONNECTION_DENIED_PACKET,
@@ -283,6 +289,15 @@ export interface ClientOptions {
    */
   socket?: DatagramSocket;
   /**
+   * The local address the default UDP socket binds, to choose an interface
+   * or a port (`"192.168.1.20:0"`, `"[::]:50000"`); port 0 picks a free
+   * one. Servers of the other family are unreachable: their connection
+   * requests time out and the client moves on to the next. Not with
+   * `socket`.
+   * @default {"0.0.0.0:0" or "[::]:0", by the server's family}
+   */
+  bindAddress?: string | Address;
+  /**
    * Called from `update()` (or `connect()`/`disconnect()`) on every state
    * change, and when the client falls back to the token's next server:
    * then `previous` and `next` may both be
@@ -313,12 +328,24 @@ export interface Client {
   readonly state: ClientState;
   /** The current state's name. */
   readonly stateName: string;
-  /** The slot the server gave this client (valid when connected). */
+  /** The slot the server gave this client, or -1 while it has none. */
   readonly clientIndex: number;
   /** The server's number of slots (valid when connected). */
   readonly maxClients: number;
   /** The server being connected to, or `undefined`. */
   readonly serverAddress: Address | undefined;
+  /**
+   * The address the client's socket is bound to, port resolved (the
+   * `socket` option's, or the default socket's once `connect()` made it),
+   * or `undefined` before there is one.
+   */
+  readonly localAddress: Address | undefined;
+  /**
+   * The packet sequence of the payload last taken by `receive()` or
+   * `receiveInto()` (the reference's `receive_packet` gives it too), or -1
+   * before the first payload of this connection.
+   */
+  readonly receivedSequence: number;
   /**
    * The largest payload {@linkcode Client.send} takes now: 1200 bytes, or
    * less over a transport with smaller datagrams (WebTransport in Chromium:
@@ -364,10 +391,18 @@ export interface Client {
   disconnectLoopback(): void;
   /** Queues a payload from a loopback server as if it had arrived. */
   processLoopbackPacket(payload: Uint8Array, sequence: number): void;
-  /** Disconnects and closes the sockets. */
-  close(): void;
-  /** Same as {@linkcode Client.close}. */
+  /**
+   * Disconnects (10 disconnect packets when connecting or connected) and
+   * closes the sockets.
+   *
+   * @returns Settles once the sockets have sent what was queued and are
+   * closed (for a `socket` without a `closed` promise: at once).
+   */
+  close(): Promise<void>;
+  /** Same as {@linkcode Client.close}, without waiting. */
   [Symbol.dispose](): void;
+  /** Same as {@linkcode Client.close}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------
@@ -479,6 +514,8 @@ interface ClientRecord {
   readonly sendLoopbackPacket: ClientOptions["sendLoopbackPacket"];
   /** The caller's transport, or undefined to bind UDP sockets by family. */
   readonly givenSocket: DatagramSocket | undefined;
+  /** Where the default UDP socket binds, when chosen. */
+  readonly bindAddress: Address | undefined;
   socketV4: DatagramSocket | undefined;
   socketV6: DatagramSocket | undefined;
   readonly stats: ClientStats;
@@ -520,6 +557,11 @@ function createClientRecord(options: ClientOptions): ClientRecord {
     onStateChange: options.onStateChange,
     sendLoopbackPacket: options.sendLoopbackPacket,
     givenSocket: options.socket,
+    bindAddress: options.bindAddress === undefined
+      ? undefined
+      : typeof options.bindAddress === "string"
+      ? parseAddress(options.bindAddress)
+      : parseAddress(formatAddress(options.bindAddress)),
     socketV4: undefined,
     socketV6: undefined,
     stats,
@@ -532,7 +574,7 @@ function createClientRecord(options: ClientOptions): ClientRecord {
     serverIndex: 0,
     serverAddress: undefined,
     sequence: 0,
-    clientIndex: 0,
+    clientIndex: -1,
     maxClients: 0,
     loopback: false,
     connectStartTime: 0,
@@ -572,8 +614,22 @@ function setState(
   if (previous !== next || nextServer) c.onStateChange?.(previous, next);
 }
 
-function socketFor(c: ClientRecord, address: Address): DatagramSocket {
+function socketFor(
+  c: ClientRecord,
+  address: Address,
+): DatagramSocket | undefined {
   if (c.givenSocket !== undefined) return c.givenSocket;
+  if (c.bindAddress !== undefined) {
+    // A server of the other family is unreachable from this socket: its
+    // requests go unsent and time out, and the client moves on.
+    if (isIpv6(address) !== isIpv6(c.bindAddress)) return undefined;
+    if (isIpv6(address)) {
+      c.socketV6 ??= listenUdp(c.bindAddress);
+      return c.socketV6;
+    }
+    c.socketV4 ??= listenUdp(c.bindAddress);
+    return c.socketV4;
+  }
   if (isIpv6(address)) {
     c.socketV6 ??= listenUdp({ hostname: "::", port: 0 });
     return c.socketV6;
@@ -596,7 +652,7 @@ function resetBeforeNextConnect(c: ClientRecord): void {
 function resetConnectionData(c: ClientRecord, next: ClientState): void {
   c.sequence = 0;
   c.loopback = false;
-  c.clientIndex = 0;
+  c.clientIndex = -1;
   c.maxClients = 0;
   c.serverIndex = 0;
   c.serverAddress = undefined;
@@ -610,9 +666,11 @@ function resetConnectionData(c: ClientRecord, next: ClientState): void {
 
 function transmit(c: ClientRecord, bytes: number, type: number): void {
   const to = c.serverAddress!;
-  socketFor(c, to).send(c.packetBuffer.subarray(0, bytes), to);
-  c.sent[PACKET_TYPE_NAMES[type]]++;
   c.lastSendTime = c.time;
+  const socket = socketFor(c, to);
+  if (socket === undefined) return;
+  socket.send(c.packetBuffer.subarray(0, bytes), to);
+  c.sent[PACKET_TYPE_NAMES[type]]++;
 }
 
 function sendPacketToServer(c: ClientRecord, packet: EncryptedPacket): void {
@@ -737,7 +795,7 @@ function processPacket(c: ClientRecord, data: Uint8Array, from: Address): void {
       return;
     case CONNECTION_PAYLOAD_PACKET:
       c.lastReceiveTime = c.time;
-      if (!pushPayload(c.queue, packet.payload)) {
+      if (!pushPayload(c.queue, packet.payload, packet.sequence)) {
         c.stats.dropped.receiveQueueFull++;
       }
       return;
@@ -869,13 +927,19 @@ function connectLoopback(c: ClientRecord, index: number, slots: number): void {
   setState(c, ClientState.CONNECTED);
 }
 
-function closeClient(c: ClientRecord): void {
-  if (c.closed) return;
-  disconnectInternal(c, ClientState.DISCONNECTED, true);
-  c.closed = true;
-  c.givenSocket?.close();
-  c.socketV4?.close();
-  c.socketV6?.close();
+function closeClient(c: ClientRecord): Promise<void> {
+  if (!c.closed) {
+    disconnectInternal(c, ClientState.DISCONNECTED, true);
+    c.closed = true;
+    c.givenSocket?.close();
+    c.socketV4?.close();
+    c.socketV6?.close();
+  }
+  return Promise.all(
+    [c.givenSocket, c.socketV4, c.socketV6].map((socket) =>
+      (socket as { closed?: Promise<void> } | undefined)?.closed
+    ),
+  ).then(() => {});
 }
 
 // ---------------------------------------------------------------------------
@@ -908,6 +972,20 @@ export function createClient(options: ClientOptions = {}): Client {
   }
   if (options.socket !== undefined) {
     checkDatagramSocket(options.socket, "create client");
+    if (options.bindAddress !== undefined) {
+      throw new TypeError(
+        "Cannot create client: give socket or bindAddress, not both",
+      );
+    }
+  }
+  if (
+    options.bindAddress !== undefined &&
+    typeof options.bindAddress !== "string" &&
+    (typeof options.bindAddress !== "object" || options.bindAddress === null)
+  ) {
+    throw new TypeError(
+      'Cannot create client: bindAddress must be "ip:port" or { hostname, port }',
+    );
   }
   const c = createClientRecord(options);
 
@@ -929,6 +1007,12 @@ export function createClient(options: ClientOptions = {}): Client {
     },
     get serverAddress() {
       return c.serverAddress;
+    },
+    get localAddress() {
+      return (c.givenSocket ?? c.socketV4 ?? c.socketV6)?.address;
+    },
+    get receivedSequence() {
+      return c.queue.lastSequence;
     },
     get loopback() {
       return c.loopback;
@@ -1000,7 +1084,7 @@ export function createClient(options: ClientOptions = {}): Client {
     disconnectLoopback(): void {
       if (c.loopback) resetConnectionData(c, ClientState.DISCONNECTED);
     },
-    processLoopbackPacket(payload: Uint8Array, _sequence: number): void {
+    processLoopbackPacket(payload: Uint8Array, sequence: number): void {
       if (
         !(payload instanceof Uint8Array) || payload.length < 1 ||
         payload.length > MAX_PAYLOAD_BYTES
@@ -1010,13 +1094,18 @@ export function createClient(options: ClientOptions = {}): Client {
         );
       }
       if (!c.loopback) return;
-      if (!pushPayload(c.queue, payload)) c.stats.dropped.receiveQueueFull++;
+      if (!pushPayload(c.queue, payload, sequence)) {
+        c.stats.dropped.receiveQueueFull++;
+      }
     },
-    close(): void {
-      closeClient(c);
+    close(): Promise<void> {
+      return closeClient(c);
     },
     [Symbol.dispose](): void {
       closeClient(c);
+    },
+    [Symbol.asyncDispose](): Promise<void> {
+      return closeClient(c);
     },
   };
 }

@@ -17,6 +17,7 @@ import {
   clientStateName,
   createClient,
   generateConnectToken,
+  isDisconnected,
   MAX_PAYLOAD_BYTES,
 } from "../mod.ts";
 
@@ -56,13 +57,14 @@ const code = await new Promise<number>((resolve) => {
       }
       echoed++;
     }
-    // Disconnected or an error state (negative): the connection is over.
-    if (echoed >= ECHOES || client.state <= ClientState.DISCONNECTED) {
+    // Disconnected, or an error state: the connection is over.
+    if (echoed >= ECHOES || isDisconnected(client.state)) {
       clearInterval(timer);
       resolve(echoed >= ECHOES ? 0 : 1);
     }
   }, 1000 / 60);
 });
 console.log(`${echoed} echoes, final state ${client.stateName}`);
-client.close();
-Deno.exitCode = code; // not Deno.exit(): let the disconnect packets go out
+// Sends the disconnect packets and waits until the socket has sent them.
+await client.close();
+Deno.exit(code);

@@ -1,10 +1,13 @@
 // The client's state machine on its own: the state tables, the predicates,
 // server fallback as seen through onStateChange, and the drop counters.
 
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { stepUntil } from "./_loopback.ts";
 import {
   connected,
   createWorld,
+  packetSequence,
+  packetType,
   PRIVATE_KEY,
   PROTOCOL_ID,
   token,
@@ -229,4 +232,112 @@ Deno.test("createClient() drops packet types its state does not allow and counts
   assertEquals(events.length, 3);
   server.close();
   world.close();
+});
+
+Deno.test("createClient() has clientIndex -1 until a server gives it a slot, and after it leaves", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  assertEquals(client.clientIndex, -1);
+  client.connect(token());
+  assertEquals(client.clientIndex, -1);
+  assert(world.run(() => connected(client), 120) > 0, client.stateName);
+  assertEquals(client.clientIndex, 0);
+  client.disconnect();
+  assertEquals(client.clientIndex, -1);
+  world.close();
+});
+
+Deno.test("client.receivedSequence is the packet sequence of the payload last taken", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  client.connect(token());
+  assert(world.run(() => connected(client), 120) > 0, client.stateName);
+  assertEquals(client.receivedSequence, -1);
+  world.server.send(0, new Uint8Array([1]));
+  world.server.send(0, new Uint8Array([2]));
+  world.step();
+  // The payload packets as they arrived, with the sequence on the wire.
+  const arrived = world.clientSockets[0].received
+    .filter((datagram) =>
+      packetType(datagram.data) === CONNECTION_PAYLOAD_PACKET
+    )
+    .map((datagram) => Number(packetSequence(datagram.data)));
+  assertEquals(arrived.length, 2);
+  assertEquals(client.receive(), new Uint8Array([1]));
+  assertEquals(client.receivedSequence, arrived[0]);
+  assertEquals(client.receiveInto(new Uint8Array(4)), 1);
+  assertEquals(client.receivedSequence, arrived[1]);
+  assert(arrived[1] > arrived[0], `${arrived}`);
+  // Loopback payloads carry the sequence the loopback server gives them.
+  client.connectLoopback(3, 8);
+  client.processLoopbackPacket(new Uint8Array([9]), 77);
+  client.receive();
+  assertEquals(client.receivedSequence, 77);
+  world.close();
+});
+
+Deno.test("createClient() binds bindAddress, reports localAddress, and waits for its socket in close()", async () => {
+  const server = createServer({
+    address: "127.0.0.1:0",
+    protocolId: PROTOCOL_ID,
+    privateKey: PRIVATE_KEY,
+    unixTime: () => UNIX_NOW,
+  });
+  const reasons: string[] = [];
+  const watched = createServer({
+    address: "127.0.0.1:0",
+    protocolId: PROTOCOL_ID,
+    privateKey: PRIVATE_KEY,
+    unixTime: () => UNIX_NOW,
+    onDisconnect: (_index, reason) => reasons.push(reason),
+  });
+  server.close();
+  const client = createClient({ bindAddress: "127.0.0.1:0" });
+  try {
+    assertEquals(client.localAddress, undefined);
+    client.connect(token({
+      serverAddresses: [formatAddress(watched.address)],
+    }));
+    const state = { time: 0 };
+    assert(
+      await stepUntil(watched, [client], state, () => connected(client), 300) >
+        0,
+      client.stateName,
+    );
+    const local = client.localAddress;
+    assert(local, "bound once connect() sent");
+    assertEquals(local.hostname, "127.0.0.1");
+    assert(local.port > 0);
+    assertEquals(watched.clientAddress(0), local);
+    const closing = client.close();
+    assert(closing instanceof Promise);
+    await closing;
+    // The disconnect packets went out before the socket closed.
+    assert(
+      await stepUntil(watched, [], state, () => reasons.length > 0, 300) > 0,
+    );
+    assertEquals(reasons, ["clientDisconnected"]);
+  } finally {
+    await client.close();
+    watched.close();
+  }
+});
+
+Deno.test("createClient() cannot reach a server of the other family than bindAddress, and says so for socket + bindAddress", async () => {
+  await using client = createClient({ bindAddress: "[::1]:0" });
+  client.connect(token({ serverAddresses: ["127.0.0.1:40000"] }));
+  for (let tick = 1; tick <= 30; tick++) client.update(tick / 60);
+  assertEquals(client.stats.sent.connectionRequest, 0);
+  assertEquals(client.localAddress, undefined);
+  assertEquals(client.state, ClientState.SENDING_CONNECTION_REQUEST);
+  const network = createWorld().network;
+  assertThrows(
+    () =>
+      createClient({
+        socket: network.createSocket("127.0.0.1:50000"),
+        bindAddress: "127.0.0.1:0",
+      }),
+    TypeError,
+    "not both",
+  );
 });
