@@ -936,9 +936,7 @@ function closeClient(c: ClientRecord): Promise<void> {
     c.socketV6?.close();
   }
   return Promise.all(
-    [c.givenSocket, c.socketV4, c.socketV6].map((socket) =>
-      (socket as { closed?: Promise<void> } | undefined)?.closed
-    ),
+    [c.givenSocket, c.socketV4, c.socketV6].map((socket) => socket?.closed),
   ).then(() => {});
 }
 

@@ -118,6 +118,8 @@ export {
   type DisconnectReason,
   MAX_CLIENTS_LIMIT,
   type Server,
+  SERVER_DROP_REASONS,
+  type ServerDropReason,
   type ServerOptions,
   type ServerStats,
 } from "./server.ts";

@@ -34,42 +34,9 @@
  * @module
  */
 
-import {
-  type Address,
-  addressEqual,
-  addressKey,
-  formatAddress,
-  parseAddress,
-} from "./address.ts";
-import { checkKey, generateKey, MAC_BYTES } from "./crypto.ts";
-import {
-  CONNECT_TOKEN_PRIVATE_BYTES,
-  CONNECTION_CHALLENGE_PACKET,
-  CONNECTION_DENIED_PACKET,
-  CONNECTION_DISCONNECT_PACKET,
-  CONNECTION_KEEP_ALIVE_PACKET,
-  CONNECTION_PAYLOAD_PACKET,
-  CONNECTION_REQUEST_PACKET,
-  CONNECTION_RESPONSE_PACKET,
-  createPacketTypeCounters,
-  createReplayProtection,
-  type EncryptedPacket,
-  MAX_PACKET_BYTES,
-  MAX_PAYLOAD_BYTES,
-  NUM_DISCONNECT_PACKETS,
-  PACKET_DROP_REASON_NAMES,
-  PACKET_SEND_RATE,
-  PACKET_TYPE_NAMES,
-  type PacketTypeCounters,
-  packetTypeMask,
-  readPacket,
-  type ReadPacketOptions,
-  type ReplayProtection,
-  resetReplayProtection,
-  USER_DATA_BYTES,
-  writePacket,
-  writePayloadPacket,
-} from "./packet.ts";
+import { type Address, formatAddress, parseAddress } from "./address.ts";
+import { checkKey } from "./crypto.ts";
+import { MAX_PAYLOAD_BYTES, USER_DATA_BYTES } from "./packet.ts";
 import {
   checkDatagramSocket,
   createMultiSocket,
@@ -77,58 +44,40 @@ import {
   listenUdp,
 } from "./socket.ts";
 import {
-  decryptChallengeToken,
-  encryptChallengeToken,
-  readChallengeToken,
-  readPrivateConnectToken,
-  writeChallengeToken,
-} from "./token.ts";
-import {
   checkReceiveBuffer,
-  clearPayloadQueue,
-  createPayloadQueue,
-  type PayloadQueue,
-  pushPayload,
   shiftPayload,
   shiftPayloadInto,
 } from "./_payload_queue.ts";
+import { connectedSlots, connectSlot } from "./_server_slots.ts";
+import {
+  createServerState,
+  disconnectAllClients,
+  disconnectClient,
+  disconnectLoopbackSlot,
+  queuePayload,
+  receivePackets,
+  sendPayload,
+  startServer,
+  stopServer,
+  updateServer,
+} from "./_server_steps.ts";
+
+export {
+  type DisconnectReason,
+  PENDING_CONNECTION_SECONDS,
+  SERVER_DROP_REASONS,
+  type ServerDropReason,
+  type ServerStats,
+} from "./_server_steps.ts";
+import type { DisconnectReason, ServerStats } from "./_server_steps.ts";
 
 /** Default number of client slots, as in the reference. */
 export const DEFAULT_MAX_CLIENTS = 256;
 /** Largest number of client slots a server accepts. */
 export const MAX_CLIENTS_LIMIT = 16384;
-/**
- * Seconds a pending connection (challenge sent, no response yet) is kept when
- * its token disables timeouts.
- */
-export const PENDING_CONNECTION_SECONDS = 10;
 
 /** Connection requests decrypted per update by default; more are shed. */
 export const DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE = 64;
-
-const GLOBAL_SEQUENCE_START = 1n << 63n;
-
-/** Why a client left its slot. */
-export type DisconnectReason =
-  | "timedOut"
-  | "clientDisconnected"
-  | "serverDisconnected";
-
-/** Counters kept by the server; read them, don't write them. */
-export interface ServerStats {
-  /** Valid packets received, by type. */
-  readonly received: PacketTypeCounters;
-  /** Packets sent, by type. */
-  readonly sent: PacketTypeCounters;
-  /**
-   * Datagrams dropped, by reason: the packet reader's reasons (`tooSmall`,
-   * `decryptFailed`, `replayed`, ...) and the server's own (`invalidToken`,
-   * `serverAddressNotInToken`, `clientIdConnected`, `tokenReused`,
-   * `pendingConnectionsFull`, `challengeTokenInvalid`, `notRunning`,
-   * `receiveQueueFull`, `connectionRequestsShed`).
-   */
-  readonly dropped: Record<string, number>;
-}
 
 /** Options of {@linkcode createServer}. */
 export interface ServerOptions {
@@ -227,6 +176,13 @@ export interface Server {
   /** Sends a payload of 1..1200 bytes to a connected client. */
   send(clientIndex: number, payload: Uint8Array): void;
   /**
+   * Sends one payload of 1..1200 bytes to every connected client (loopback
+   * clients through `sendLoopbackPacket`).
+   *
+   * @returns The number of clients it went to.
+   */
+  broadcast(payload: Uint8Array): number;
+  /**
    * The next payload received from the client, as a copy the caller owns,
    * or `undefined`.
    */
@@ -239,10 +195,22 @@ export interface Server {
    * throws a `RangeError` and stays queued.
    */
   receiveInto(clientIndex: number, buffer: Uint8Array): number;
+  /**
+   * The packet sequence of the payload last taken from the client with
+   * `receive` or `receiveInto` (as the reference's `receive_packet` gives
+   * it), or -1 before the first one.
+   */
+  receivedSequence(clientIndex: number): number;
   /** Disconnects a client, sending it 10 disconnect packets. */
   disconnect(clientIndex: number): void;
   /** Disconnects every client. */
   disconnectAll(): void;
+  /**
+   * The slots that hold a client, in ascending order, as a new array (so
+   * disconnecting while walking it is safe); found without walking every
+   * slot.
+   */
+  connectedClients(): number[];
   /** Whether the slot holds a client. */
   clientConnected(clientIndex: number): boolean;
   /** Whether the client has proven it received its keep-alive. */
@@ -253,7 +221,10 @@ export interface Server {
   clientId(clientIndex: number): bigint | undefined;
   /** The client's address, or `undefined` (empty or loopback slot). */
   clientAddress(clientIndex: number): Address | undefined;
-  /** The 256 bytes of user data from the client's token. */
+  /**
+   * A copy of the 256 bytes of user data from the client's token, or
+   * `undefined` for an empty slot.
+   */
   clientUserData(clientIndex: number): Uint8Array | undefined;
   /** The sequence the next packet to this client will carry. */
   nextPacketSequence(clientIndex: number): number;
@@ -271,23 +242,19 @@ export interface Server {
     payload: Uint8Array,
     sequence: number,
   ): void;
-  /** Stops the server and closes its socket. */
-  close(): void;
-  /** Same as {@linkcode Server.close}. */
+  /**
+   * Processes the datagrams already queued (a client's own disconnect
+   * counts as its disconnect; nobody new connects), disconnects every
+   * client with its disconnect packets, stops and closes the sockets.
+   *
+   * @returns Settles once the sockets have sent what was queued and are
+   * closed (for a `socket` without a `closed` promise: at once).
+   */
+  close(): Promise<void>;
+  /** Same as {@linkcode Server.close}, without waiting. */
   [Symbol.dispose](): void;
-}
-
-interface PendingConnection {
-  readonly address: Address;
-  sendKey: Uint8Array;
-  receiveKey: Uint8Array;
-  timeoutSeconds: number;
-  expireTime: number;
-  lastAccessTime: number;
-}
-
-interface TokenUse {
-  readonly addressKey: string;
+  /** Same as {@linkcode Server.close}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 function toAddressList(
@@ -307,21 +274,6 @@ function toAddressList(
     }
     return parseAddress(formatAddress(entry));
   });
-}
-
-function pendingExpired(pending: PendingConnection, time: number): boolean {
-  return (pending.timeoutSeconds > 0 &&
-    pending.lastAccessTime + pending.timeoutSeconds < time) ||
-    pending.expireTime < time;
-}
-
-function macKey(encryptedPrivateToken: Uint8Array): string {
-  let key = "";
-  const start = CONNECT_TOKEN_PRIVATE_BYTES - MAC_BYTES;
-  for (let i = start; i < CONNECT_TOKEN_PRIVATE_BYTES; i++) {
-    key += String.fromCharCode(encryptedPrivateToken[i]);
-  }
-  return key;
 }
 
 function checkMaxClients(maxClients: unknown): number {
@@ -439,256 +391,21 @@ export function createServer(options: ServerOptions): Server {
     socket = createMultiSocket([socket, options.webTransport]);
     addresses = [...addresses, options.webTransport.address];
   }
-  const unixTime = options.unixTime ?? (() => Date.now() / 1000);
-  let requestsThisUpdate = 0;
-  const { onConnect, onDisconnect, sendLoopbackPacket } = options;
 
-  const stats: ServerStats = {
-    received: createPacketTypeCounters(),
-    sent: createPacketTypeCounters(),
-    dropped: Object.fromEntries(
-      [
-        ...PACKET_DROP_REASON_NAMES,
-        "invalidToken",
-        "serverAddressNotInToken",
-        "addressConnected",
-        "clientIdConnected",
-        "tokenReused",
-        "pendingConnectionsFull",
-        "challengeTokenInvalid",
-        "notRunning",
-        "receiveQueueFull",
-        "connectionRequestsShed",
-      ].map((name) => [name, 0]),
-    ),
-  };
-  const dropped = stats.dropped;
-  const received = stats.received as Record<string, number>;
-  const sent = stats.sent as Record<string, number>;
-
-  let running = false;
-  let closed = false;
-  let maxClients = 0;
-  let numConnectedClients = 0;
-  let time = 0;
-  let globalSequence = GLOBAL_SEQUENCE_START;
-  let challengeSequence = 0;
-  let challengeKey = generateKey();
-
-  // Per-slot state, struct-of-arrays style.
-  let connected = new Uint8Array(0);
-  let confirmed = new Uint8Array(0);
-  let loopback = new Uint8Array(0);
-  let sequence = new Float64Array(0);
-  let lastSendTime = new Float64Array(0);
-  let lastReceiveTime = new Float64Array(0);
-  let timeoutSeconds = new Int32Array(0);
-  let clientIds: bigint[] = [];
-  let clientAddresses: (Address | undefined)[] = [];
-  let clientAddressKeys: string[] = [];
-  let clientAddressObjects: (Address | undefined)[] = [];
-  let sendKeys: (Uint8Array | undefined)[] = [];
-  let receiveKeys: (Uint8Array | undefined)[] = [];
-  let userData: (Uint8Array | undefined)[] = [];
-  let replay: ReplayProtection[] = [];
-  let payloadQueues: PayloadQueue[] = [];
-
-  const clientByAddress = new Map<string, number>();
-  // Connected clients by the Address object their datagrams arrive with:
-  // sockets that hand out one object per peer (the FFI transport, the
-  // simulator) are matched without building a string per packet.
-  const clientByAddressObject = new Map<Address, number>();
-  const clientById = new Map<bigint, number>();
-  const pending = new Map<string, PendingConnection>();
-  const tokenHistory = new Map<string, TokenUse>();
-  let maxPending = 0;
-  let maxTokenHistory = 0;
-  let lastPendingSweep = 0;
-
-  const packetBuffer = new Uint8Array(MAX_PACKET_BYTES);
-  // Views of packetBuffer by length, made once: a datagram sent is a view.
-  const packetViews: (Uint8Array | undefined)[] = new Array(
-    MAX_PACKET_BYTES + 1,
-  ).fill(undefined);
-  // Payloads decrypt here, then are copied into their client's queue.
-  const payloadBuffer = new Uint8Array(MAX_PAYLOAD_BYTES);
-  const connectedAllowed = packetTypeMask(
-    CONNECTION_KEEP_ALIVE_PACKET,
-    CONNECTION_PAYLOAD_PACKET,
-    CONNECTION_DISCONNECT_PACKET,
-  );
-  const unconnectedAllowed = packetTypeMask(
-    CONNECTION_REQUEST_PACKET,
-    CONNECTION_RESPONSE_PACKET,
-  );
-  const readOptions: ReadPacketOptions = {
+  const state = createServerState({
     protocolId,
-    allowedPackets: 0,
-    readKey: undefined,
     privateKey,
-    currentTimestamp: 0,
-    replayProtection: undefined,
-    payloadBuffer,
-  };
-
-  function start(newMaxClients?: number): void {
-    if (closed) throw new Error("Cannot start server: it is closed");
-    const slots = checkMaxClients(newMaxClients ?? initialMaxClients);
-    if (running) stop();
-    running = true;
-    maxClients = slots;
-    numConnectedClients = 0;
-    challengeSequence = 0;
-    challengeKey = generateKey();
-    // Reseeded at every start, not only at create (erratum 3).
-    globalSequence = GLOBAL_SEQUENCE_START;
-    connected = new Uint8Array(slots);
-    confirmed = new Uint8Array(slots);
-    loopback = new Uint8Array(slots);
-    sequence = new Float64Array(slots);
-    lastSendTime = new Float64Array(slots);
-    lastReceiveTime = new Float64Array(slots);
-    timeoutSeconds = new Int32Array(slots);
-    clientIds = new Array(slots).fill(0n);
-    clientAddresses = new Array(slots).fill(undefined);
-    clientAddressKeys = new Array(slots).fill("");
-    clientAddressObjects = new Array(slots).fill(undefined);
-    sendKeys = new Array(slots).fill(undefined);
-    receiveKeys = new Array(slots).fill(undefined);
-    userData = new Array(slots).fill(undefined);
-    replay = Array.from({ length: slots }, createReplayProtection);
-    payloadQueues = Array.from({ length: slots }, createPayloadQueue);
-    maxPending = slots * 4;
-    maxTokenHistory = slots * 8;
-  }
-
-  function stop(): void {
-    if (!running) return;
-    disconnectAll();
-    for (let i = 0; i < maxClients; i++) {
-      if (connected[i] && loopback[i]) disconnectLoopbackClient(i);
-    }
-    running = false;
-    maxClients = 0;
-    numConnectedClients = 0;
-    challengeSequence = 0;
-    clientByAddress.clear();
-    clientByAddressObject.clear();
-    clientById.clear();
-    pending.clear();
-    tokenHistory.clear();
-  }
-
-  function transmit(bytes: number, to: Address, type: number): void {
-    socket.send(
-      packetViews[bytes] ??= packetBuffer.subarray(0, bytes),
-      to,
-    );
-    sent[PACKET_TYPE_NAMES[type]]++;
-  }
-
-  function sendGlobalPacket(
-    packet: EncryptedPacket,
-    to: Address,
-    key: Uint8Array,
-  ): void {
-    const bytes = writePacket(
-      packetBuffer,
-      packet,
-      globalSequence,
-      key,
-      protocolId,
-    );
-    globalSequence++;
-    transmit(bytes, to, packet.type);
-  }
-
-  function sendClientPacket(
-    clientIndex: number,
-    packet: EncryptedPacket,
-  ): void {
-    const key = sendKeys[clientIndex]!;
-    const bytes = packet.type === CONNECTION_PAYLOAD_PACKET
-      ? writePayloadPacket(
-        packetBuffer,
-        sequence[clientIndex],
-        key,
-        protocolId,
-        packet.payload,
-      )
-      : writePacket(
-        packetBuffer,
-        packet,
-        sequence[clientIndex],
-        key,
-        protocolId,
-      );
-    sequence[clientIndex]++;
-    lastSendTime[clientIndex] = time;
-    transmit(bytes, clientAddresses[clientIndex]!, packet.type);
-  }
-
-  function sendKeepAlive(clientIndex: number): void {
-    sendClientPacket(clientIndex, {
-      type: CONNECTION_KEEP_ALIVE_PACKET,
-      clientIndex,
-      maxClients,
-    });
-  }
-
-  function resetSlot(clientIndex: number): void {
-    if (!loopback[clientIndex]) {
-      clientByAddress.delete(clientAddressKeys[clientIndex]);
-      const object = clientAddressObjects[clientIndex];
-      if (
-        object !== undefined &&
-        clientByAddressObject.get(object) === clientIndex
-      ) {
-        clientByAddressObject.delete(object);
-      }
-      clientAddressObjects[clientIndex] = undefined;
-    }
-    if (clientById.get(clientIds[clientIndex]) === clientIndex) {
-      clientById.delete(clientIds[clientIndex]);
-    }
-    clearPayloadQueue(payloadQueues[clientIndex]);
-    connected[clientIndex] = 0;
-    loopback[clientIndex] = 0;
-    confirmed[clientIndex] = 0;
-    clientIds[clientIndex] = 0n;
-    sequence[clientIndex] = 0;
-    lastSendTime[clientIndex] = 0;
-    lastReceiveTime[clientIndex] = 0;
-    timeoutSeconds[clientIndex] = 0;
-    clientAddresses[clientIndex] = undefined;
-    clientAddressKeys[clientIndex] = "";
-    sendKeys[clientIndex] = undefined;
-    receiveKeys[clientIndex] = undefined;
-    userData[clientIndex] = undefined;
-    resetReplayProtection(replay[clientIndex]);
-    numConnectedClients--;
-  }
-
-  function disconnectClient(
-    clientIndex: number,
-    sendDisconnectPackets: boolean,
-    reason: DisconnectReason,
-  ): void {
-    // The callback sees the slot as it was; whatever it throws, the client
-    // is still told and the slot freed, and the error reaches the caller.
-    try {
-      onDisconnect?.(clientIndex, reason);
-    } finally {
-      if (sendDisconnectPackets) {
-        for (let i = 0; i < NUM_DISCONNECT_PACKETS; i++) {
-          sendClientPacket(clientIndex, { type: CONNECTION_DISCONNECT_PACKET });
-        }
-      }
-      resetSlot(clientIndex);
-    }
-  }
+    socket,
+    addresses,
+    unixTime: options.unixTime ?? (() => Date.now() / 1000),
+    maxConnectionRequestsPerUpdate: maxRequestsPerUpdate,
+    onConnect: options.onConnect,
+    onDisconnect: options.onDisconnect,
+    sendLoopbackPacket: options.sendLoopbackPacket,
+  });
 
   function checkIndex(clientIndex: number, what: string): void {
+    const maxClients = state.slots.maxClients;
     if (
       typeof clientIndex !== "number" || !Number.isInteger(clientIndex) ||
       clientIndex < 0 || clientIndex >= maxClients
@@ -701,298 +418,7 @@ export function createServer(options: ServerOptions): Server {
     }
   }
 
-  /** Queues a copy of the payload for `receive`. */
-  function queuePayload(clientIndex: number, payload: Uint8Array): void {
-    if (!pushPayload(payloadQueues[clientIndex], payload)) {
-      dropped.receiveQueueFull++;
-    }
-  }
-
-  function sweepPending(): void {
-    for (const [key, entry] of pending) {
-      if (pendingExpired(entry, time)) pending.delete(key);
-    }
-  }
-
-  function processConnectionRequest(
-    from: Address,
-    fromKey: string,
-    privateTokenBytes: Uint8Array,
-    encryptedPrivateToken: Uint8Array,
-  ): void {
-    const token = readPrivateConnectToken(privateTokenBytes);
-    if (!token) {
-      dropped.invalidToken++;
-      return;
-    }
-    let found = false;
-    for (const tokenAddress of token.serverAddresses) {
-      for (const own of addresses) {
-        if (addressEqual(own, tokenAddress)) found = true;
-      }
-    }
-    if (!found) {
-      dropped.serverAddressNotInToken++;
-      return;
-    }
-    if (clientByAddress.has(fromKey)) {
-      dropped.addressConnected++;
-      return;
-    }
-    if (clientById.has(token.clientId)) {
-      dropped.clientIdConnected++;
-      return;
-    }
-    // Token history: a token's MAC is accepted again only from the address
-    // that first used it. The oldest entry makes room (Map keeps insertion order).
-    const mac = macKey(encryptedPrivateToken);
-    const use = tokenHistory.get(mac);
-    if (use === undefined) {
-      if (tokenHistory.size >= maxTokenHistory) {
-        tokenHistory.delete(tokenHistory.keys().next().value!);
-      }
-      tokenHistory.set(mac, { addressKey: fromKey });
-    } else if (use.addressKey !== fromKey) {
-      dropped.tokenReused++;
-      return;
-    }
-    if (numConnectedClients === maxClients) {
-      sendGlobalPacket(
-        { type: CONNECTION_DENIED_PACKET },
-        from,
-        token.serverToClientKey,
-      );
-      // The client gives up on denied: a challenge answered earlier must not
-      // connect it later (see processConnectionResponse).
-      pending.delete(fromKey);
-      return;
-    }
-    const expireTime = time +
-      (token.timeoutSeconds > 0
-        ? token.timeoutSeconds
-        : PENDING_CONNECTION_SECONDS);
-    const existing = pending.get(fromKey);
-    if (existing !== undefined && !pendingExpired(existing, time)) {
-      existing.sendKey = token.serverToClientKey;
-      existing.receiveKey = token.clientToServerKey;
-      existing.timeoutSeconds = token.timeoutSeconds;
-      existing.expireTime = expireTime;
-      existing.lastAccessTime = time;
-    } else {
-      if (existing !== undefined) pending.delete(fromKey);
-      if (pending.size >= maxPending) sweepPending();
-      if (pending.size >= maxPending) {
-        dropped.pendingConnectionsFull++;
-        return;
-      }
-      pending.set(fromKey, {
-        address: from,
-        sendKey: token.serverToClientKey,
-        receiveKey: token.clientToServerKey,
-        timeoutSeconds: token.timeoutSeconds,
-        expireTime,
-        lastAccessTime: time,
-      });
-    }
-    const challengeToken = writeChallengeToken({
-      clientId: token.clientId,
-      userData: token.userData,
-    });
-    encryptChallengeToken(challengeToken, challengeSequence, challengeKey);
-    const packetSequence = BigInt(challengeSequence);
-    challengeSequence++;
-    sendGlobalPacket(
-      {
-        type: CONNECTION_CHALLENGE_PACKET,
-        challengeTokenSequence: packetSequence,
-        challengeTokenData: challengeToken,
-      },
-      from,
-      token.serverToClientKey,
-    );
-  }
-
-  function processConnectionResponse(
-    from: Address,
-    fromKey: string,
-    entry: PendingConnection,
-    challengeTokenSequence: bigint,
-    challengeTokenData: Uint8Array,
-  ): void {
-    if (
-      !decryptChallengeToken(
-        challengeTokenData,
-        challengeTokenSequence,
-        challengeKey,
-      )
-    ) {
-      dropped.challengeTokenInvalid++;
-      return;
-    }
-    const challengeToken = readChallengeToken(challengeTokenData)!;
-    if (clientByAddress.has(fromKey)) {
-      dropped.addressConnected++;
-      return;
-    }
-    if (clientById.has(challengeToken.clientId)) {
-      dropped.clientIdConnected++;
-      return;
-    }
-    if (numConnectedClients === maxClients) {
-      sendGlobalPacket(
-        { type: CONNECTION_DENIED_PACKET },
-        from,
-        entry.sendKey,
-      );
-      // Unlike the reference, forget the pending connection: the denied
-      // client gives up, and a late copy of its response must not take a
-      // slot that frees up later and hold it until the timeout.
-      pending.delete(fromKey);
-      return;
-    }
-    let clientIndex = 0;
-    while (connected[clientIndex]) clientIndex++;
-    pending.delete(fromKey);
-    numConnectedClients++;
-    connected[clientIndex] = 1;
-    confirmed[clientIndex] = 0;
-    loopback[clientIndex] = 0;
-    timeoutSeconds[clientIndex] = entry.timeoutSeconds;
-    clientIds[clientIndex] = challengeToken.clientId;
-    // A copy: `from` may be an object its socket reuses for other peers.
-    clientAddresses[clientIndex] = { hostname: from.hostname, port: from.port };
-    clientAddressKeys[clientIndex] = fromKey;
-    sendKeys[clientIndex] = entry.sendKey;
-    receiveKeys[clientIndex] = entry.receiveKey;
-    userData[clientIndex] = challengeToken.userData;
-    sequence[clientIndex] = 0;
-    lastSendTime[clientIndex] = time;
-    lastReceiveTime[clientIndex] = time;
-    resetReplayProtection(replay[clientIndex]);
-    clientByAddress.set(fromKey, clientIndex);
-    clientByAddressObject.set(from, clientIndex);
-    clientAddressObjects[clientIndex] = from;
-    clientById.set(challengeToken.clientId, clientIndex);
-    sendKeepAlive(clientIndex);
-    onConnect?.(clientIndex);
-  }
-
-  function processDatagram(data: Uint8Array, from: Address): void {
-    let clientIndex = clientByAddressObject.get(from);
-    let fromKey: string;
-    if (
-      clientIndex !== undefined &&
-      from.port === clientAddresses[clientIndex]!.port &&
-      from.hostname === clientAddresses[clientIndex]!.hostname
-    ) {
-      fromKey = clientAddressKeys[clientIndex];
-    } else {
-      fromKey = addressKey(from);
-      clientIndex = clientByAddress.get(fromKey);
-    }
-    let entry: PendingConnection | undefined;
-    if (clientIndex !== undefined) {
-      readOptions.allowedPackets = connectedAllowed;
-      readOptions.readKey = receiveKeys[clientIndex];
-      readOptions.replayProtection = replay[clientIndex];
-    } else {
-      if (data[0] === CONNECTION_REQUEST_PACKET) {
-        if (requestsThisUpdate >= maxRequestsPerUpdate) {
-          dropped.connectionRequestsShed++;
-          return;
-        }
-        requestsThisUpdate++;
-      }
-      entry = pending.get(fromKey);
-      if (entry !== undefined && pendingExpired(entry, time)) {
-        pending.delete(fromKey);
-        entry = undefined;
-      }
-      readOptions.allowedPackets = unconnectedAllowed;
-      readOptions.readKey = entry?.receiveKey;
-      readOptions.replayProtection = undefined;
-    }
-    const packet = readPacket(data, readOptions);
-    if (typeof packet === "number") {
-      dropped[PACKET_DROP_REASON_NAMES[packet]]++;
-      return;
-    }
-    received[PACKET_TYPE_NAMES[packet.type]]++;
-    switch (packet.type) {
-      case CONNECTION_REQUEST_PACKET:
-        processConnectionRequest(
-          from,
-          fromKey,
-          packet.privateToken!,
-          packet.encryptedPrivateToken,
-        );
-        return;
-      case CONNECTION_RESPONSE_PACKET:
-        entry!.lastAccessTime = time;
-        processConnectionResponse(
-          from,
-          fromKey,
-          entry!,
-          packet.challengeTokenSequence,
-          packet.challengeTokenData,
-        );
-        return;
-      case CONNECTION_KEEP_ALIVE_PACKET:
-        lastReceiveTime[clientIndex!] = time;
-        confirmed[clientIndex!] = 1;
-        return;
-      case CONNECTION_PAYLOAD_PACKET:
-        lastReceiveTime[clientIndex!] = time;
-        confirmed[clientIndex!] = 1;
-        queuePayload(clientIndex!, packet.payload);
-        return;
-      case CONNECTION_DISCONNECT_PACKET:
-        disconnectClient(clientIndex!, false, "clientDisconnected");
-        return;
-    }
-  }
-
-  function update(now: number): void {
-    if (closed) throw new Error("Cannot update server: it is closed");
-    if (typeof now !== "number" || Number.isNaN(now)) {
-      throw new TypeError(`Cannot update server: time ${now} is not a number`);
-    }
-    time = now;
-    // Receive.
-    readOptions.currentTimestamp = unixTime();
-    requestsThisUpdate = 0;
-    for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
-      if (!running) {
-        dropped.notRunning++;
-        continue;
-      }
-      processDatagram(datagram.data, datagram.from);
-    }
-    if (!running) return;
-    // Keep-alives to clients sent nothing else for 1/10 s.
-    const interval = 1 / PACKET_SEND_RATE;
-    for (let i = 0; i < maxClients; i++) {
-      if (connected[i] && !loopback[i] && lastSendTime[i] + interval <= time) {
-        sendKeepAlive(i);
-      }
-    }
-    // Timeouts.
-    for (let i = 0; i < maxClients; i++) {
-      if (
-        connected[i] && !loopback[i] && timeoutSeconds[i] > 0 &&
-        lastReceiveTime[i] + timeoutSeconds[i] <= time
-      ) {
-        disconnectClient(i, false, "timedOut");
-      }
-    }
-    // Forget pending connections that expired, once a second.
-    if (time - lastPendingSweep >= 1) {
-      lastPendingSweep = time;
-      sweepPending();
-    }
-  }
-
-  function send(clientIndex: number, payload: Uint8Array): void {
+  function checkPayload(payload: Uint8Array): void {
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError("Cannot send payload: expected a Uint8Array");
     }
@@ -1001,51 +427,65 @@ export function createServer(options: ServerOptions): Server {
         `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
       );
     }
-    if (!running) return;
-    checkIndex(clientIndex, "send payload");
-    if (!connected[clientIndex]) return;
-    if (loopback[clientIndex]) {
-      const loopbackSequence = sequence[clientIndex]++;
-      lastSendTime[clientIndex] = time;
-      sendLoopbackPacket?.(clientIndex, payload, loopbackSequence);
-      return;
+  }
+
+  /** Whether the server runs and the slot (checked) holds a client. */
+  function holdsClient(clientIndex: number, what: string): boolean {
+    if (!state.running) return false;
+    checkIndex(clientIndex, what);
+    return state.slots.connected[clientIndex] === 1;
+  }
+
+  function start(newMaxClients?: number): void {
+    if (state.closed) throw new Error("Cannot start server: it is closed");
+    startServer(state, checkMaxClients(newMaxClients ?? initialMaxClients));
+  }
+
+  function update(now: number): void {
+    if (state.closed) throw new Error("Cannot update server: it is closed");
+    if (typeof now !== "number" || Number.isNaN(now)) {
+      throw new TypeError(`Cannot update server: time ${now} is not a number`);
     }
-    if (!confirmed[clientIndex]) sendKeepAlive(clientIndex);
-    sendClientPacket(clientIndex, { type: CONNECTION_PAYLOAD_PACKET, payload });
+    updateServer(state, now);
+  }
+
+  function send(clientIndex: number, payload: Uint8Array): void {
+    checkPayload(payload);
+    if (!holdsClient(clientIndex, "send payload")) return;
+    sendPayload(state, clientIndex, payload);
+  }
+
+  function broadcast(payload: Uint8Array): number {
+    checkPayload(payload);
+    if (!state.running) return 0;
+    const slots = state.slots;
+    const count = slots.numConnected;
+    // A copy of the list: a loopback callback may disconnect clients.
+    for (const clientIndex of slots.connectedList.slice(0, count)) {
+      if (slots.connected[clientIndex]) {
+        sendPayload(state, clientIndex, payload);
+      }
+    }
+    return count;
   }
 
   function receive(clientIndex: number): Uint8Array | undefined {
-    if (!running) return undefined;
+    if (!state.running) return undefined;
     checkIndex(clientIndex, "receive payload");
-    return shiftPayload(payloadQueues[clientIndex]);
+    return shiftPayload(state.slots.payloadQueues[clientIndex]);
   }
 
   function receiveInto(clientIndex: number, buffer: Uint8Array): number {
     checkReceiveBuffer(buffer);
-    if (!running) return 0;
+    if (!state.running) return 0;
     checkIndex(clientIndex, "receive payload");
-    return shiftPayloadInto(payloadQueues[clientIndex], buffer);
+    return shiftPayloadInto(state.slots.payloadQueues[clientIndex], buffer);
   }
 
   function disconnect(clientIndex: number): void {
-    if (!running) return;
-    checkIndex(clientIndex, "disconnect client");
-    if (!connected[clientIndex] || loopback[clientIndex]) return;
-    disconnectClient(clientIndex, true, "serverDisconnected");
-  }
-
-  function disconnectAll(): void {
-    if (!running) return;
-    for (let i = 0; i < maxClients; i++) {
-      if (connected[i] && !loopback[i]) {
-        disconnectClient(i, true, "serverDisconnected");
-      }
-    }
-  }
-
-  function slot<T>(clientIndex: number, what: string, value: () => T): T {
-    checkIndex(clientIndex, what);
-    return value();
+    if (!holdsClient(clientIndex, "disconnect client")) return;
+    if (state.slots.loopback[clientIndex]) return;
+    disconnectClient(state, clientIndex, true, "serverDisconnected");
   }
 
   function connectLoopbackClient(
@@ -1053,7 +493,7 @@ export function createServer(options: ServerOptions): Server {
     clientId: bigint,
     loopbackUserData?: Uint8Array,
   ): void {
-    if (!running) {
+    if (!state.running) {
       throw new Error("Cannot connect loopback client: server is not running");
     }
     checkIndex(clientIndex, "connect loopback client");
@@ -1062,17 +502,17 @@ export function createServer(options: ServerOptions): Server {
         "Cannot connect loopback client: client id must be a bigint",
       );
     }
-    if (connected[clientIndex]) {
+    if (state.slots.connected[clientIndex]) {
       throw new RangeError(
         `Cannot connect loopback client: slot ${clientIndex} is taken`,
       );
     }
-    if (clientById.has(clientId)) {
+    if (state.slots.byClientId.has(clientId)) {
       throw new RangeError(
         `Cannot connect loopback client: client id ${clientId} is connected`,
       );
     }
-    const data = new Uint8Array(USER_DATA_BYTES);
+    const userData = new Uint8Array(USER_DATA_BYTES);
     if (loopbackUserData !== undefined) {
       if (
         !(loopbackUserData instanceof Uint8Array) ||
@@ -1082,36 +522,22 @@ export function createServer(options: ServerOptions): Server {
           `Cannot connect loopback client: user data must be a Uint8Array of at most ${USER_DATA_BYTES} bytes`,
         );
       }
-      data.set(loopbackUserData);
+      userData.set(loopbackUserData);
     }
-    numConnectedClients++;
-    connected[clientIndex] = 1;
-    loopback[clientIndex] = 1;
-    confirmed[clientIndex] = 1;
-    clientIds[clientIndex] = clientId;
-    clientById.set(clientId, clientIndex);
-    sequence[clientIndex] = 0;
-    lastSendTime[clientIndex] = time;
-    lastReceiveTime[clientIndex] = time;
-    userData[clientIndex] = data;
-    onConnect?.(clientIndex);
+    connectSlot(state.slots, clientIndex, { clientId, userData }, state.time);
+    state.config.onConnect?.(clientIndex);
   }
 
   function disconnectLoopbackClient(clientIndex: number): void {
-    if (!running) return;
-    checkIndex(clientIndex, "disconnect loopback client");
-    if (!connected[clientIndex] || !loopback[clientIndex]) return;
-    try {
-      onDisconnect?.(clientIndex, "serverDisconnected");
-    } finally {
-      resetSlot(clientIndex);
-    }
+    if (!holdsClient(clientIndex, "disconnect loopback client")) return;
+    if (!state.slots.loopback[clientIndex]) return;
+    disconnectLoopbackSlot(state, clientIndex);
   }
 
   function processLoopbackPacket(
     clientIndex: number,
     payload: Uint8Array,
-    _sequence: number,
+    sequence: number,
   ): void {
     if (
       !(payload instanceof Uint8Array) || payload.length < 1 ||
@@ -1121,21 +547,39 @@ export function createServer(options: ServerOptions): Server {
         `Cannot process loopback packet: payload must be 1..${MAX_PAYLOAD_BYTES} bytes`,
       );
     }
-    if (!running) return;
-    checkIndex(clientIndex, "process loopback packet");
-    if (!connected[clientIndex] || !loopback[clientIndex]) return;
-    lastReceiveTime[clientIndex] = time;
-    queuePayload(clientIndex, payload);
+    if (!holdsClient(clientIndex, "process loopback packet")) return;
+    if (!state.slots.loopback[clientIndex]) return;
+    state.slots.lastReceiveTime[clientIndex] = state.time;
+    queuePayload(state, clientIndex, payload, sequence);
   }
 
-  function close(): void {
-    if (closed) return;
-    stop();
-    closed = true;
-    socket.close();
+  function close(): Promise<void> {
+    if (!state.closed) {
+      if (state.running) {
+        // What already arrived first: a client's own disconnect packet in
+        // the queue is its disconnect, not ours. Nobody new connects now.
+        state.closing = true;
+        try {
+          receivePackets(state);
+        } finally {
+          state.closing = false;
+          stopServer(state);
+          state.closed = true;
+          socket.close();
+        }
+      } else {
+        state.closed = true;
+        socket.close();
+      }
+    }
+    return socket.closed?.then(() => {}, () => {}) ?? Promise.resolve();
   }
 
-  start(initialMaxClients);
+  function query<T>(clientIndex: number, value: () => T): T | undefined {
+    return holdsClient(clientIndex, "query client") ? value() : undefined;
+  }
+
+  startServer(state, initialMaxClients);
 
   return {
     get address() {
@@ -1143,56 +587,58 @@ export function createServer(options: ServerOptions): Server {
     },
     addresses,
     get running() {
-      return running;
+      return state.running;
     },
     get maxClients() {
-      return maxClients;
+      return state.slots.maxClients;
     },
     get numConnectedClients() {
-      return numConnectedClients;
+      return state.slots.numConnected;
     },
     get time() {
-      return time;
+      return state.time;
     },
     get numPendingConnections() {
-      return pending.size;
+      return state.pending.entries.size;
     },
     get numTokenHistoryEntries() {
-      return tokenHistory.size;
+      return state.tokenHistory.entries.size;
     },
-    stats,
+    stats: state.stats,
     start,
-    stop,
+    stop: () => stopServer(state),
     update,
     send,
+    broadcast,
     receive,
     receiveInto,
+    receivedSequence: (i: number) =>
+      state.running
+        ? (checkIndex(i, "query client"),
+          state.slots.payloadQueues[i].lastSequence)
+        : -1,
     disconnect,
-    disconnectAll,
-    clientConnected: (i) =>
-      running && slot(i, "query client", () => connected[i] === 1),
+    disconnectAll: () => {
+      if (state.running) disconnectAllClients(state);
+    },
+    connectedClients: () => state.running ? connectedSlots(state.slots) : [],
+    clientConnected: (i) => holdsClient(i, "query client"),
     clientConfirmed: (i) =>
-      running && slot(i, "query client", () => confirmed[i] === 1),
+      query(i, () => state.slots.confirmed[i] === 1) ?? false,
     clientLoopback: (i) =>
-      running && slot(i, "query client", () => loopback[i] === 1),
-    clientId: (i) =>
-      running && slot(i, "query client", () => connected[i] === 1)
-        ? clientIds[i]
-        : undefined,
-    clientAddress: (i) =>
-      running && slot(i, "query client", () => connected[i] === 1)
-        ? clientAddresses[i]
-        : undefined,
-    clientUserData: (i) =>
-      running && slot(i, "query client", () => connected[i] === 1)
-        ? userData[i]
-        : undefined,
+      query(i, () => state.slots.loopback[i] === 1) ?? false,
+    clientId: (i) => query(i, () => state.slots.clientIds[i]),
+    clientAddress: (i) => query(i, () => state.slots.addresses[i]),
+    clientUserData: (i) => query(i, () => state.slots.userData[i]!.slice()),
     nextPacketSequence: (i) =>
-      running ? slot(i, "query client", () => sequence[i]) : 0,
+      state.running
+        ? (checkIndex(i, "query client"), state.slots.sequence[i])
+        : 0,
     connectLoopbackClient,
     disconnectLoopbackClient,
     processLoopbackPacket,
     close,
-    [Symbol.dispose]: close,
+    [Symbol.dispose]: () => void close(),
+    [Symbol.asyncDispose]: close,
   };
 }

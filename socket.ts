@@ -60,6 +60,12 @@ export interface DatagramSocket {
    * carries now. `createClient` refuses payloads that would not fit.
    */
   readonly maxDatagramBytes?: number;
+  /**
+   * For a transport whose close finishes later (queued sends still going
+   * out): settles once `close()` has finished. Servers and clients wait for
+   * it in their own `close()`.
+   */
+  readonly closed?: Promise<void>;
 }
 
 const DEFAULT_MAX_QUEUE = 1024;
@@ -557,9 +563,15 @@ export function createMultiSocket(
   function close(): void {
     for (const socket of all) socket.close();
   }
+  // Settles when every socket's close has finished; never rejects (nobody
+  // may be waiting for it).
+  const closed = Promise.all(
+    all.map((socket) => socket.closed?.then(() => {}, () => {})),
+  ).then(() => {});
   return {
     address: first.address,
     sockets: all,
+    closed,
     send(data: Uint8Array, to: Address): void {
       validateDestination(to);
       for (let i = 0; i < sessionSockets.length; i++) {

@@ -19,6 +19,7 @@ Deno.test("mod.ts exports only the front-door values", () => {
     "MAX_PACKET_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_SERVERS_PER_CONNECT",
+    "SERVER_DROP_REASONS",
     "USER_DATA_BYTES",
     "clientStateName",
     "createClient",
