@@ -41,8 +41,12 @@ import {
   checkDatagramSocket,
   createMultiSocket,
   type DatagramSocket,
-  listenUdp,
 } from "./socket.ts";
+import {
+  defaultBindAddress,
+  listenServerSockets,
+  resolvePublicAddresses,
+} from "./_bind.ts";
 import {
   checkReceiveBuffer,
   shiftPayload,
@@ -85,10 +89,25 @@ export interface ServerOptions {
    * The address or addresses clients connect to, as written (internal
    * addresses) in their connect tokens: `"127.0.0.1:40000"`, or an IPv4 and
    * an IPv6 address for a dual-stack server. Without `socket`, the server
-   * binds UDP sockets on them.
+   * binds a UDP socket for each, where `bindAddress` says.
    * @default {the socket's address}
    */
   address?: string | Address | readonly (string | Address)[];
+  /**
+   * Where the UDP sockets bind, when that is not where clients reach the
+   * server (the C reference binds apart too): one address per socket, such
+   * as `"0.0.0.0:40000"` or `"10.0.0.5:40000"`. Not with `socket`.
+   *
+   * By default each `address` binds the wildcard address of its family on
+   * its port (`"0.0.0.0:40000"` for `"203.0.113.7:40000"`), so a server
+   * behind NAT or in a container, whose public address is on none of its
+   * interfaces, binds; a loopback address (`127.0.0.1`, `::1`) binds
+   * itself, so a local server stays local. Binding a wildcard needs
+   * `--allow-net=0.0.0.0` (or `[::]`).
+   *
+   * @default {each address's wildcard, loopback addresses themselves}
+   */
+  bindAddress?: string | Address | readonly (string | Address)[];
   /** The game's protocol id; packets for another are dropped. */
   protocolId: bigint;
   /** The 32-byte private key shared with the backend that issues tokens. */
@@ -146,6 +165,11 @@ export interface Server {
   readonly address: Address;
   /** Every address the server is reached at. */
   readonly addresses: readonly Address[];
+  /**
+   * The addresses its sockets are bound to (a wildcard such as `0.0.0.0`
+   * when bound apart from `addresses`), ports resolved.
+   */
+  readonly localAddresses: readonly Address[];
   /** Whether the server accepts connections (between start and stop). */
   readonly running: boolean;
   /** Number of client slots. */
@@ -347,6 +371,12 @@ export function createServer(options: ServerOptions): Server {
   if (options.socket !== undefined) {
     checkDatagramSocket(options.socket, "create server");
   }
+  const bindAddresses = toAddressList(options.bindAddress);
+  if (options.socket !== undefined && bindAddresses.length > 0) {
+    throw new TypeError(
+      "Cannot create server: give socket or bindAddress, not both (a socket is already bound)",
+    );
+  }
   const maxRequestsPerUpdate = options.maxConnectionRequestsPerUpdate ??
     DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE;
   if (!Number.isInteger(maxRequestsPerUpdate) || maxRequestsPerUpdate < 0) {
@@ -360,8 +390,10 @@ export function createServer(options: ServerOptions): Server {
   // Every option is checked: only now may sockets be bound.
   let socket: DatagramSocket;
   let addresses: Address[];
+  let localAddresses: Address[];
   if (options.socket !== undefined) {
     socket = options.socket;
+    localAddresses = [socket.address];
     // The socket's port stands in for a configured port 0.
     addresses = configured.length === 0
       ? [socket.address]
@@ -374,22 +406,25 @@ export function createServer(options: ServerOptions): Server {
     if (configured.length === 0) {
       throw new TypeError("Cannot create server: give an address or a socket");
     }
-    const sockets: DatagramSocket[] = [];
+    const sockets = listenServerSockets(
+      bindAddresses.length > 0
+        ? bindAddresses
+        : configured.map(defaultBindAddress),
+    );
     try {
-      for (const address of configured) sockets.push(listenUdp(address));
+      addresses = resolvePublicAddresses(configured, sockets);
     } catch (error) {
       for (const opened of sockets) opened.close();
       throw error;
     }
     socket = sockets.length === 1 ? sockets[0] : createMultiSocket(sockets);
-    addresses = configured.map((address, i) => ({
-      hostname: address.hostname,
-      port: sockets[i].address.port,
-    }));
+    localAddresses = sockets.map((one) => one.address);
   }
+
   if (options.webTransport !== undefined) {
     socket = createMultiSocket([socket, options.webTransport]);
     addresses = [...addresses, options.webTransport.address];
+    localAddresses = [...localAddresses, options.webTransport.address];
   }
 
   const state = createServerState({
@@ -586,6 +621,7 @@ export function createServer(options: ServerOptions): Server {
       return addresses[0];
     },
     addresses,
+    localAddresses,
     get running() {
       return state.running;
     },

@@ -16,7 +16,12 @@
  * @module
  */
 
-import { type Address, formatAddress, parseAddress } from "../address.ts";
+import {
+  type Address,
+  addressEqual,
+  formatAddress,
+  parseAddress,
+} from "../address.ts";
 import { generateCertificate, readCertificate } from "../certificate.ts";
 import {
   listenWebTransport,
@@ -32,9 +37,13 @@ import {
 import {
   createMultiSocket,
   type DatagramSocket,
-  listenUdp,
   type UdpSocket,
 } from "../socket.ts";
+import {
+  defaultBindAddress,
+  listenServerSockets,
+  resolvePublicAddresses,
+} from "../_bind.ts";
 import {
   type Command,
   EXIT_OK,
@@ -58,11 +67,18 @@ import {
 /** Options of {@linkcode startEchoServer}. */
 export interface EchoServerOptions {
   /**
-   * The addresses to bind and to accept in tokens; two (IPv4 and IPv6) for
-   * dual stack. Port 0 picks a free port.
+   * The addresses to accept in tokens (and, unless `bindAddresses` says
+   * otherwise, to bind: see `ServerOptions.bindAddress`); two (IPv4 and
+   * IPv6) for dual stack. Port 0 picks a free port.
    * @default {["127.0.0.1:40000"]}
    */
   addresses?: readonly (string | Address)[];
+  /**
+   * Where the UDP sockets bind, when clients reach the server at other
+   * addresses (NAT, containers); one per socket.
+   * @default {each address's wildcard on its port; loopback addresses themselves}
+   */
+  bindAddresses?: readonly (string | Address)[];
   /** The game's protocol id. @default {0x1122334455667788n} */
   protocolId?: bigint;
   /** The 32-byte private key shared with the backend. */
@@ -190,15 +206,19 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
   const startTime = performance.now();
 
   try {
-    for (const address of configured) sockets.push(listenUdp(address));
+    const binds = (options.bindAddresses ?? []).map((address) =>
+      typeof address === "string" ? parseAddress(address) : address
+    );
+    sockets.push(
+      ...listenServerSockets(
+        binds.length > 0 ? binds : configured.map(defaultBindAddress),
+      ),
+    );
     const socket: DatagramSocket = sockets.length === 1
       ? sockets[0]
       : createMultiSocket(sockets);
     server = createServer({
-      address: configured.map((address, i) => ({
-        hostname: address.hostname,
-        port: sockets[i].address.port,
-      })),
+      address: resolvePublicAddresses(configured, sockets),
       protocolId: options.protocolId ?? DEFAULT_PROTOCOL_ID,
       privateKey: options.privateKey,
       maxClients: options.maxClients ?? DEFAULT_MAX_CLIENTS,
@@ -260,6 +280,10 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
   }
 
   const addresses = server.addresses;
+  const boundApart =
+    sockets.some((socket, i) =>
+      !addressEqual(socket.address, addresses[i] ?? socket.address)
+    ) || sockets.length !== configured.length;
   const metricsUrl = metricsServer === undefined
     ? undefined
     : `http://${formatAddress(metricsServer.addr)}/metrics`;
@@ -281,6 +305,12 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
           address === options.webTransport?.address ? "webtransport" : "udp"
         })`
       ).join(" and ")
+    }${
+      boundApart
+        ? `, bound to ${
+          sockets.map((socket) => formatAddress(socket.address)).join(" and ")
+        }`
+        : ""
     }, ${server.maxClients} slots, ${tickRate} Hz${
       metricsUrl ? `, metrics at ${metricsUrl}` : ""
     }`,
@@ -522,6 +552,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
 
 const SERVER_FLAGS = {
   address: { type: "string", multiple: true },
+  bind: { type: "string", multiple: true },
   "protocol-id": { type: "string" },
   "private-key": { type: "string" },
   "max-clients": { type: "string" },
@@ -543,9 +574,15 @@ A dedicated netcode server that echoes every payload back to its sender.
 Stops on SIGINT or SIGTERM after disconnecting its clients.
 
 Flags:
-  --address ADDRESS     UDP address to listen on and to accept in tokens;
+  --address ADDRESS     the server's address as tokens name it (its public
+                        address), bound as --bind says;
                         repeat for dual stack (an IPv4 and an IPv6 address);
                         port 0 picks a free port [default: ${DEFAULT_SERVER_ADDRESS}]
+  --bind ADDRESS        where the UDP socket binds, when clients reach the
+                        server at another address (NAT, containers); repeat
+                        per socket [default: each --address's wildcard
+                        (0.0.0.0, [::]) on its port; a loopback address
+                        binds itself]
   --protocol-id ID      protocol id, hex (0x...) or decimal
                         [default: 0x${DEFAULT_PROTOCOL_ID.toString(16)}]
   --private-key HEX     private key shared with the backend, 64 hex characters
@@ -588,6 +625,9 @@ export const serverCommand: Command = {
     const options: EchoServerOptions = {
       addresses: (flags.address ?? [DEFAULT_SERVER_ADDRESS]).map((text) =>
         parseAddressFlag("--address", text, true)
+      ),
+      bindAddresses: (flags.bind ?? []).map((text) =>
+        parseAddressFlag("--bind", text, true)
       ),
       protocolId: flags["protocol-id"] === undefined
         ? DEFAULT_PROTOCOL_ID

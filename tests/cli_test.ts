@@ -391,6 +391,41 @@ Deno.test("netcode server disconnects its clients on SIGTERM", async () => {
   assertStringIncludes(stdout, ": server disconnected, echoed");
 });
 
+Deno.test("netcode server --bind binds apart from --address, and an address on no interface binds the wildcard", async () => {
+  for (
+    const [flags, bound] of [
+      [
+        ["--bind", "127.0.0.1:0"],
+        /^listening on 192\.0\.2\.1:(\d+) \(udp\), bound to 127\.0\.0\.1:(\d+),/,
+      ],
+      [
+        [],
+        /^listening on 192\.0\.2\.1:(\d+) \(udp\), bound to 0\.0\.0\.0:(\d+),/,
+      ],
+    ] as const
+  ) {
+    const server = spawn([
+      "server",
+      "--address",
+      "192.0.2.1:0",
+      ...flags,
+      "--duration",
+      "0.5",
+      "--stats-interval",
+      "0",
+      "--private-key",
+      KEY,
+    ]);
+    // It stops by itself after --duration.
+    const [, publicPort, boundPort] = await server.waitFor(bound, 10_000);
+    assertEquals(publicPort, boundPort, "port 0 takes the bound port");
+    const { code, stdout, stderr } = await server.finish();
+    assertEquals(code, 0, stdout + stderr);
+  }
+  const help = await netcode(["server", "--help"]);
+  assertStringIncludes(help.stdout, "--bind ADDRESS");
+});
+
 Deno.test("netcode server --webtransport prints the URL and a development certificate hash", async () => {
   const { code, stdout, stderr } = await netcode(
     [
