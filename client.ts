@@ -84,6 +84,7 @@ import {
   listenUdp,
 } from "./socket.ts";
 import { type ConnectToken, readConnectToken } from "./token.ts";
+import { RECENT_DISCONNECT_SECONDS } from "./_recent_disconnects.ts";
 
 /**
  * The client's states. Negative ones are errors it settled in
@@ -227,7 +228,10 @@ export function isDisconnected(state: ClientState): boolean {
  * - `wrongAddress`: not from the server being talked to;
  * - `wrongState`: arrived while disconnected (or in an error state) or in
  *   loopback mode;
- * - `receiveQueueFull`: a payload arrived with 256 already waiting unread.
+ * - `receiveQueueFull`: a payload arrived with 256 already waiting unread;
+ * - `redundantDisconnect`: a disconnect packet from the server that just
+ *   disconnected this client, in the 2 seconds after (a server sends 10;
+ *   the first ends the connection), counted here instead of `wrongState`.
  *
  * @example
  * ```ts
@@ -259,6 +263,7 @@ export const CLIENT_DROP_REASONS = [
   "wrongAddress",
   "wrongState",
   "receiveQueueFull",
+  "redundantDisconnect",
 ] as const;
 
 /** A name in {@linkcode CLIENT_DROP_REASONS}: why a datagram was dropped. */
@@ -536,6 +541,9 @@ interface ClientRecord {
   lastReceiveTime: number;
   shouldDisconnect: boolean;
   shouldDisconnectState: ClientState;
+  /** The server that last disconnected this client, and when. */
+  disconnectedBy: Address | undefined;
+  disconnectedAt: number;
   challengeTokenSequence: bigint;
   challengeTokenData: Uint8Array | undefined;
   readonly replay: ReplayProtection;
@@ -582,6 +590,8 @@ function createClientRecord(options: ClientOptions): ClientRecord {
     lastReceiveTime: 0,
     shouldDisconnect: false,
     shouldDisconnectState: ClientState.DISCONNECTED,
+    disconnectedBy: undefined,
+    disconnectedAt: 0,
     challengeTokenSequence: 0n,
     challengeTokenData: undefined,
     replay,
@@ -821,11 +831,28 @@ function receivePacketsFrom(
   if (socket === undefined) return;
   for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
     if (c.loopback || allowedPackets(c.state) === NO_PACKETS) {
-      c.stats.dropped.wrongState++;
+      if (redundantDisconnect(c, datagram.data, datagram.from)) {
+        c.stats.dropped.redundantDisconnect++;
+      } else {
+        c.stats.dropped.wrongState++;
+      }
       continue;
     }
     processPacket(c, datagram.data, datagram.from);
   }
+}
+
+/** A late disconnect packet from the server that just disconnected us. */
+function redundantDisconnect(
+  c: ClientRecord,
+  data: Uint8Array,
+  from: Address,
+): boolean {
+  return c.state === ClientState.DISCONNECTED &&
+    c.disconnectedBy !== undefined &&
+    (data[0] & 0x0f) === CONNECTION_DISCONNECT_PACKET &&
+    c.time - c.disconnectedAt <= RECENT_DISCONNECT_SECONDS &&
+    addressEqual(from, c.disconnectedBy);
 }
 
 function receivePackets(c: ClientRecord): void {
@@ -874,6 +901,11 @@ function updateClient(c: ClientRecord, now: number): void {
     if (connectToNextServer(c)) {
       sendPackets(c);
       return;
+    }
+    if (c.shouldDisconnectState === ClientState.DISCONNECTED) {
+      // Its other disconnect packets are on the way.
+      c.disconnectedBy = c.serverAddress;
+      c.disconnectedAt = c.time;
     }
     disconnectInternal(c, c.shouldDisconnectState, false);
     return;

@@ -26,6 +26,7 @@ import {
 } from "../client.ts";
 import {
   CONNECTION_CHALLENGE_PACKET,
+  CONNECTION_DISCONNECT_PACKET,
   CONNECTION_KEEP_ALIVE_PACKET,
   CONNECTION_PAYLOAD_PACKET,
   PACKET_DROP_REASON_NAMES,
@@ -162,6 +163,7 @@ Deno.test("CLIENT_DROP_REASONS lists the packet reader's reasons in order, then 
     "wrongAddress",
     "wrongState",
     "receiveQueueFull",
+    "redundantDisconnect",
   ]);
   using client = createClient({
     socket: createWorld().network.createSocket("127.0.0.1:50104"),
@@ -340,4 +342,36 @@ Deno.test("createClient() cannot reach a server of the other family than bindAdd
     TypeError,
     "not both",
   );
+});
+
+Deno.test("createClient() counts the server's 9 other disconnect packets as redundantDisconnect, not wrongState", () => {
+  const world = createWorld();
+  const client = world.addClient();
+  client.connect(token());
+  assert(world.run(() => connected(client), 120) > 0, client.stateName);
+  // Hold back all but the first of the server's 10 disconnect packets, so
+  // they arrive after the client has gone.
+  let disconnects = 0;
+  const held: Uint8Array[] = [];
+  world.serverSocket.filter = (data) => {
+    if (packetType(data) !== CONNECTION_DISCONNECT_PACKET) return true;
+    if (disconnects++ === 0) return true;
+    held.push(data.slice());
+    return false;
+  };
+  world.server.disconnect(0);
+  world.step();
+  world.step();
+  assertEquals(client.stateName, "disconnected");
+  assertEquals(held.length, 9);
+  world.serverSocket.filter = () => true;
+  for (const data of held) {
+    world.serverSocket.send(data, world.clientSockets[0].address);
+  }
+  // And a keep-alive-sized stray from the server: still wrongState.
+  world.serverSocket.send(new Uint8Array(30), world.clientSockets[0].address);
+  world.step();
+  assertEquals(client.stats.dropped.redundantDisconnect, 9);
+  assertEquals(client.stats.dropped.wrongState, 1);
+  world.close();
 });
