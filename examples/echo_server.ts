@@ -37,17 +37,16 @@ console.log(`server listening on ${formatAddress(server.address)}`);
 const start = performance.now();
 const timer = setInterval(() => {
   server.update((performance.now() - start) / 1000);
-  for (let index = 0; index < server.maxClients; index++) {
-    if (!server.clientConnected(index)) continue;
+  for (const index of server.connectedClients()) {
     for (let p = server.receive(index); p; p = server.receive(index)) {
       server.send(index, p);
     }
   }
 }, 1000 / 60);
 
-Deno.addSignalListener("SIGINT", () => {
+Deno.addSignalListener("SIGINT", async () => {
   clearInterval(timer);
-  server.disconnectAll(); // 10 disconnect packets to each client
-  server.close();
+  // Sends each client its 10 disconnect packets; settles once they are out.
+  await server.close();
   console.log("server stopped");
 });
