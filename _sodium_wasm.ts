@@ -6,10 +6,14 @@
  *
  * Nothing here checks its arguments: callers pass valid ones.
  *
+ * The package is imported by its full `npm:` specifier (the same version
+ * range as deno.json's import map), so the file loads from a checkout or a
+ * git submodule of a project with another deno.json or none.
+ *
  * @module
  */
 
-import sodium from "libsodium-wrappers";
+import sodium from "npm:libsodium-wrappers@^0.8.4";
 import type { AeadBackend, AeadConstruction } from "./crypto.ts";
 
 await sodium.ready;
