@@ -1,31 +1,46 @@
 /**
  * Internal: libsodium compiled to WebAssembly (`npm:libsodium-wrappers`),
- * called on memory preallocated on its heap. `crypto.ts` wraps the general
- * AEAD backend with argument checks; `packet.ts` uses the packet functions
- * at the end, which keep the packet nonce and associated data on the heap.
+ * called on memory preallocated on its heap: the default AEAD backend. The
+ * packet fast path (`sealPacket`, `openPacket`) keeps a packet's nonce and
+ * associated data on the heap between calls. `crypto.ts` wraps the backend
+ * with argument checks; `packet.ts` calls the packet methods through the
+ * backend interface.
  *
  * Nothing here checks its arguments: callers pass valid ones.
+ *
+ * The package is imported by its full `npm:` specifier (the same version
+ * range as deno.json's import map), so the file loads from a checkout or a
+ * git submodule of a project with another deno.json or none.
  *
  * @module
  */
 
-import sodium from "libsodium-wrappers";
-import type { AeadBackend, AeadConstruction } from "./crypto.ts";
+import sodium from "npm:libsodium-wrappers@^0.8.4";
+import {
+  AEAD_CHACHA20POLY1305_IETF as CHACHA,
+  type AeadBackend,
+  CHACHA_NONCE_BYTES,
+  HEADROOM,
+  KEY_BYTES,
+  MAC_BYTES,
+  MAX_ADDITIONAL_DATA_BYTES,
+  MAX_MESSAGE_BYTES,
+  PACKET_ADDITIONAL_DATA_BYTES,
+  TAILROOM,
+  VERSION_INFO,
+  VERSION_INFO_BYTES,
+  XCHACHA_NONCE_BYTES,
+} from "./_aead.ts";
 
 await sodium.ready;
 
-// Sizes, as crypto.ts exports them (not imported: crypto.ts imports this
-// module, and the constants must exist before it finishes loading).
-const KEY_BYTES = 32;
-const MAC_BYTES = 16;
-const CHACHA_NONCE_BYTES = 12;
-const XCHACHA_NONCE_BYTES = 24;
-const CHACHA: AeadConstruction = 0;
-
 /** The Emscripten module behind the wrappers: raw functions and the heap. */
 export interface SodiumModule {
+  /** The WASM memory; replaced by a new view when the memory grows. */
   HEAPU8: Uint8Array;
+  /** Allocates `size` bytes on the heap; returns the pointer. */
   _malloc(size: number): number;
+  /** libsodium's function of that name; 64-bit lengths as two numbers. */
   _crypto_aead_chacha20poly1305_ietf_encrypt(
     c: number,
     clen: number,
@@ -39,6 +54,7 @@ export interface SodiumModule {
     npub: number,
     k: number,
   ): number;
+  /** libsodium's function of that name; 64-bit lengths as two numbers. */
   _crypto_aead_chacha20poly1305_ietf_decrypt(
     m: number,
     mlen: number,
@@ -52,6 +68,7 @@ export interface SodiumModule {
     npub: number,
     k: number,
   ): number;
+  /** libsodium's function of that name; 64-bit lengths as two numbers. */
   _crypto_aead_xchacha20poly1305_ietf_encrypt(
     c: number,
     clen: number,
@@ -65,6 +82,7 @@ export interface SodiumModule {
     npub: number,
     k: number,
   ): number;
+  /** libsodium's function of that name; 64-bit lengths as two numbers. */
   _crypto_aead_xchacha20poly1305_ietf_decrypt(
     m: number,
     mlen: number,
@@ -81,18 +99,6 @@ export interface SodiumModule {
 }
 
 const lib = (sodium as unknown as { libsodium: SodiumModule }).libsodium;
-
-/** The largest message the preallocated heap area takes, MAC included. */
-export const MAX_MESSAGE_BYTES = 4096;
-/** The most associated data a call takes. */
-export const MAX_ADDITIONAL_DATA_BYTES = 64;
-/**
- * Room before and after the message area. A source holding a few bytes
- * before and after the message (a packet header, a token's MAC space) is
- * copied onto the heap whole, so no `subarray` view is made per call.
- */
-const HEADROOM = 16;
-const TAILROOM = 64;
 
 const keyPointer = lib._malloc(KEY_BYTES);
 const noncePointer = lib._malloc(XCHACHA_NONCE_BYTES);
@@ -168,6 +174,67 @@ function loadInputs(
       );
     }
   }
+  loadMessage(heap, source, sourceOffset, sourceLength);
+}
+
+// ---------------------------------------------------------------------------
+// Packets: ChaCha20-Poly1305-IETF with the packet's associated data (version
+// info, protocol id, prefix byte) and nonce (four zero bytes, then the
+// sequence as a u64 little-endian) kept in their own heap area. The version
+// info never changes and the protocol id rarely does, so per packet only the
+// prefix byte and the sequence are written, byte by byte: two `set` copies
+// fewer than the general path, which is most of its fixed cost at 100 bytes.
+
+const PACKET_PROTOCOL_ID_OFFSET = VERSION_INFO_BYTES;
+const PACKET_PREFIX_OFFSET = PACKET_ADDITIONAL_DATA_BYTES - 1;
+const packetAdditionalDataPointer = lib._malloc(PACKET_ADDITIONAL_DATA_BYTES);
+const packetNoncePointer = lib._malloc(CHACHA_NONCE_BYTES);
+lib.HEAPU8.set(VERSION_INFO, packetAdditionalDataPointer);
+lib.HEAPU8.fill(
+  0,
+  packetAdditionalDataPointer + PACKET_PROTOCOL_ID_OFFSET,
+  packetAdditionalDataPointer + PACKET_PREFIX_OFFSET,
+);
+lib.HEAPU8.fill(0, packetNoncePointer, packetNoncePointer + 4);
+/** The protocol id on the heap, as 32-bit halves (0 to begin with). */
+let packetProtocolIdLow = 0;
+let packetProtocolIdHigh = 0;
+
+/** Writes a 32-bit value little-endian at `offset` of the heap. */
+function writeUint32(heap: Uint8Array, offset: number, value: number): void {
+  heap[offset] = value;
+  heap[offset + 1] = value >>> 8;
+  heap[offset + 2] = value >>> 16;
+  heap[offset + 3] = value >>> 24;
+}
+
+/** Writes what changed of associated data and nonce, the key, the message. */
+function loadPacket(
+  source: Uint8Array,
+  sourceOffset: number,
+  sourceLength: number,
+  prefix: number,
+  protocolIdLow: number,
+  protocolIdHigh: number,
+  sequenceLow: number,
+  sequenceHigh: number,
+  key: Uint8Array,
+): void {
+  const heap = lib.HEAPU8;
+  if (
+    protocolIdLow !== packetProtocolIdLow ||
+    protocolIdHigh !== packetProtocolIdHigh
+  ) {
+    const offset = packetAdditionalDataPointer + PACKET_PROTOCOL_ID_OFFSET;
+    writeUint32(heap, offset, protocolIdLow);
+    writeUint32(heap, offset + 4, protocolIdHigh);
+    packetProtocolIdLow = protocolIdLow;
+    packetProtocolIdHigh = protocolIdHigh;
+  }
+  heap[packetAdditionalDataPointer + PACKET_PREFIX_OFFSET] = prefix;
+  writeUint32(heap, packetNoncePointer + 4, sequenceLow);
+  writeUint32(heap, packetNoncePointer + 8, sequenceHigh);
+  heap.set(key, keyPointer);
   loadMessage(heap, source, sourceOffset, sourceLength);
 }
 
@@ -254,142 +321,84 @@ export const wasmBackend: AeadBackend = {
     destination.set(messageView(length - MAC_BYTES), destinationOffset);
     return true;
   },
+  sealPacket(
+    source,
+    sourceOffset,
+    length,
+    prefix,
+    protocolIdLow,
+    protocolIdHigh,
+    sequenceLow,
+    sequenceHigh,
+    key,
+    destination,
+    destinationOffset,
+  ) {
+    loadPacket(
+      source,
+      sourceOffset,
+      length,
+      prefix,
+      protocolIdLow,
+      protocolIdHigh,
+      sequenceLow,
+      sequenceHigh,
+      key,
+    );
+    lib._crypto_aead_chacha20poly1305_ietf_encrypt(
+      messagePointer,
+      0,
+      messagePointer,
+      length,
+      0,
+      packetAdditionalDataPointer,
+      PACKET_ADDITIONAL_DATA_BYTES,
+      0,
+      0,
+      packetNoncePointer,
+      keyPointer,
+    );
+    destination.set(messageView(length + MAC_BYTES), destinationOffset);
+  },
+  openPacket(
+    source,
+    sourceOffset,
+    length,
+    prefix,
+    protocolIdLow,
+    protocolIdHigh,
+    sequenceLow,
+    sequenceHigh,
+    key,
+    destination,
+    destinationOffset,
+  ) {
+    loadPacket(
+      source,
+      sourceOffset,
+      length,
+      prefix,
+      protocolIdLow,
+      protocolIdHigh,
+      sequenceLow,
+      sequenceHigh,
+      key,
+    );
+    const result = lib._crypto_aead_chacha20poly1305_ietf_decrypt(
+      messagePointer,
+      0,
+      0,
+      messagePointer,
+      length,
+      0,
+      packetAdditionalDataPointer,
+      PACKET_ADDITIONAL_DATA_BYTES,
+      0,
+      packetNoncePointer,
+      keyPointer,
+    );
+    if (result !== 0) return false;
+    destination.set(messageView(length - MAC_BYTES), destinationOffset);
+    return true;
+  },
 };
-
-// ---------------------------------------------------------------------------
-// Packets: ChaCha20-Poly1305-IETF with the packet's associated data (version
-// info, protocol id, prefix byte) and nonce (four zero bytes, then the
-// sequence as a u64 little-endian) kept in their own heap area. Only the
-// prefix byte and the sequence change from packet to packet, so they are
-// the only bytes written per call: two `set` copies fewer than the general
-// path, which is most of its fixed cost at 100 bytes.
-
-/** Bytes of a packet's associated data: version info, protocol id, prefix. */
-const PACKET_ADDITIONAL_DATA_BYTES = 13 + 8 + 1;
-const PACKET_PREFIX_OFFSET = PACKET_ADDITIONAL_DATA_BYTES - 1;
-const packetAdditionalDataPointer = lib._malloc(PACKET_ADDITIONAL_DATA_BYTES);
-const packetNoncePointer = lib._malloc(CHACHA_NONCE_BYTES);
-lib.HEAPU8.fill(0, packetNoncePointer, packetNoncePointer + 4);
-
-/**
- * Puts the packet associated data's first 21 bytes (version info and
- * protocol id) on the heap, for the packet functions below. Called when the
- * protocol id changes.
- *
- * @param additionalData At least the 21 bytes; the prefix byte is not used.
- */
-export function loadPacketAdditionalData(additionalData: Uint8Array): void {
-  lib.HEAPU8.set(
-    additionalData.subarray(0, PACKET_PREFIX_OFFSET),
-    packetAdditionalDataPointer,
-  );
-}
-
-/** Writes prefix, nonce and key; copies the message onto the heap. */
-function loadPacket(
-  prefix: number,
-  sequenceLow: number,
-  sequenceHigh: number,
-  key: Uint8Array,
-  source: Uint8Array,
-  sourceOffset: number,
-  sourceLength: number,
-): void {
-  const heap = lib.HEAPU8;
-  heap[packetAdditionalDataPointer + PACKET_PREFIX_OFFSET] = prefix;
-  const n = packetNoncePointer;
-  heap[n + 4] = sequenceLow;
-  heap[n + 5] = sequenceLow >>> 8;
-  heap[n + 6] = sequenceLow >>> 16;
-  heap[n + 7] = sequenceLow >>> 24;
-  heap[n + 8] = sequenceHigh;
-  heap[n + 9] = sequenceHigh >>> 8;
-  heap[n + 10] = sequenceHigh >>> 16;
-  heap[n + 11] = sequenceHigh >>> 24;
-  heap.set(key, keyPointer);
-  loadMessage(heap, source, sourceOffset, sourceLength);
-}
-
-/**
- * Encrypts a packet body: `length` bytes of `source` at `sourceOffset`,
- * ciphertext and MAC to `destination` at `destinationOffset`. The
- * associated data must have been loaded with
- * {@linkcode loadPacketAdditionalData}.
- */
-export function sealPacketBody(
-  prefix: number,
-  sequenceLow: number,
-  sequenceHigh: number,
-  key: Uint8Array,
-  source: Uint8Array,
-  sourceOffset: number,
-  length: number,
-  destination: Uint8Array,
-  destinationOffset: number,
-): void {
-  loadPacket(
-    prefix,
-    sequenceLow,
-    sequenceHigh,
-    key,
-    source,
-    sourceOffset,
-    length,
-  );
-  lib._crypto_aead_chacha20poly1305_ietf_encrypt(
-    messagePointer,
-    0,
-    messagePointer,
-    length,
-    0,
-    packetAdditionalDataPointer,
-    PACKET_ADDITIONAL_DATA_BYTES,
-    0,
-    0,
-    packetNoncePointer,
-    keyPointer,
-  );
-  destination.set(messageView(length + MAC_BYTES), destinationOffset);
-}
-
-/**
- * Verifies and decrypts a packet body of `length` bytes (MAC included);
- * writes the plaintext only when it verified, and returns whether it did.
- */
-export function openPacketBody(
-  prefix: number,
-  sequenceLow: number,
-  sequenceHigh: number,
-  key: Uint8Array,
-  source: Uint8Array,
-  sourceOffset: number,
-  length: number,
-  destination: Uint8Array,
-  destinationOffset: number,
-): boolean {
-  loadPacket(
-    prefix,
-    sequenceLow,
-    sequenceHigh,
-    key,
-    source,
-    sourceOffset,
-    length,
-  );
-  const result = lib._crypto_aead_chacha20poly1305_ietf_decrypt(
-    messagePointer,
-    0,
-    0,
-    messagePointer,
-    length,
-    0,
-    packetAdditionalDataPointer,
-    PACKET_ADDITIONAL_DATA_BYTES,
-    0,
-    packetNoncePointer,
-    keyPointer,
-  );
-  if (result !== 0) return false;
-  destination.set(messageView(length - MAC_BYTES), destinationOffset);
-  return true;
-}

@@ -25,23 +25,29 @@
  */
 
 import {
+  AEAD_CHACHA20POLY1305_IETF as CHACHA,
+  AEAD_XCHACHA20POLY1305_IETF as XCHACHA,
+  type AeadBackend,
+  type AeadConstruction,
+  CHACHA_NONCE_BYTES,
+  KEY_BYTES,
+  MAC_BYTES,
   MAX_ADDITIONAL_DATA_BYTES,
   MAX_MESSAGE_BYTES,
-  wasmBackend,
-} from "./_sodium_wasm.ts";
+  XCHACHA_NONCE_BYTES,
+} from "./_aead.ts";
+import { wasmBackend } from "./_sodium_wasm.ts";
 
-/** Bytes in a symmetric key (ChaCha20-Poly1305 and XChaCha20-Poly1305). */
-export const KEY_BYTES = 32;
-/** Bytes in a Poly1305 authentication tag appended to every ciphertext. */
-export const MAC_BYTES = 16;
-/** Bytes in a ChaCha20-Poly1305-IETF nonce. */
-export const CHACHA_NONCE_BYTES = 12;
-/** Bytes in an XChaCha20-Poly1305-IETF nonce (the connect token nonce). */
-export const XCHACHA_NONCE_BYTES = 24;
-
-/** Which AEAD construction a call uses. */
-const CHACHA: AeadConstruction = 0;
-const XCHACHA: AeadConstruction = 1;
+export {
+  AEAD_CHACHA20POLY1305_IETF,
+  AEAD_XCHACHA20POLY1305_IETF,
+  type AeadBackend,
+  type AeadConstruction,
+  CHACHA_NONCE_BYTES,
+  KEY_BYTES,
+  MAC_BYTES,
+  XCHACHA_NONCE_BYTES,
+} from "./_aead.ts";
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
@@ -130,68 +136,18 @@ function checkCall(
   }
 }
 
-/**
- * The AEAD construction of a backend call: {@linkcode AEAD_CHACHA20POLY1305_IETF}
- * or {@linkcode AEAD_XCHACHA20POLY1305_IETF}.
- */
-export type AeadConstruction = 0 | 1;
-/** ChaCha20-Poly1305-IETF: 12-byte nonce, for packets and challenge tokens. */
-export const AEAD_CHACHA20POLY1305_IETF = 0;
-/** XChaCha20-Poly1305-IETF: 24-byte nonce, for private connect tokens. */
-export const AEAD_XCHACHA20POLY1305_IETF = 1;
-
-/**
- * An implementation of the two AEAD constructions. The functions of this
- * module check every argument, then call the current backend (see
- * {@linkcode setAeadBackend}): a backend gets valid arguments only.
- */
-export interface AeadBackend {
-  /** A short name for logs: `"wasm"` or `"native"`. */
-  readonly name: string;
-  /**
-   * Encrypts `length` bytes of `source` at `sourceOffset` and writes
-   * ciphertext and MAC to `destination` at `destinationOffset`. The ranges
-   * may overlap.
-   */
-  seal(
-    construction: AeadConstruction,
-    source: Uint8Array,
-    sourceOffset: number,
-    length: number,
-    additionalData: Uint8Array,
-    additionalDataLength: number,
-    nonce: Uint8Array,
-    key: Uint8Array,
-    destination: Uint8Array,
-    destinationOffset: number,
-  ): void;
-  /**
-   * Verifies and decrypts `length` bytes (ciphertext and MAC); writes the
-   * plaintext only when it verified, and returns whether it did.
-   */
-  open(
-    construction: AeadConstruction,
-    source: Uint8Array,
-    sourceOffset: number,
-    length: number,
-    additionalData: Uint8Array,
-    additionalDataLength: number,
-    nonce: Uint8Array,
-    key: Uint8Array,
-    destination: Uint8Array,
-    destinationOffset: number,
-  ): boolean;
-}
-
 let backend: AeadBackend = wasmBackend;
 
 /**
  * Selects the AEAD backend every function of this module (and so every
  * packet and token) uses from now on; without an argument, back to the
  * default WebAssembly one. Backends must produce the same bytes: see
- * `loadNativeSodium()` in `sodium_native.ts` for native libsodium.
+ * `loadNativeSodium()` in `sodium_native.ts` for native libsodium. Packets
+ * go through the backend's `sealPacket` and `openPacket` when it has them
+ * (the WebAssembly one does), through `seal` and `open` otherwise.
  *
  * @param next The backend, or `undefined` for the WebAssembly default.
+ * @throws {TypeError} When `next` lacks `seal` or `open`, or has only one of `sealPacket` and `openPacket`.
  *
  * @example
  * ```ts
@@ -211,6 +167,15 @@ export function setAeadBackend(next?: AeadBackend): void {
   ) {
     throw new TypeError(
       "Cannot set AEAD backend: expected an object with seal and open",
+    );
+  }
+  if (
+    (next.sealPacket !== undefined || next.openPacket !== undefined) &&
+    (typeof next.sealPacket !== "function" ||
+      typeof next.openPacket !== "function")
+  ) {
+    throw new TypeError(
+      "Cannot set AEAD backend: sealPacket and openPacket must both be functions, or both absent",
     );
   }
   backend = next;

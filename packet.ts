@@ -50,18 +50,14 @@ import {
   xchachaDecrypt,
 } from "./crypto.ts";
 import {
-  loadPacketAdditionalData,
-  openPacketBody,
-  sealPacketBody,
-  wasmBackend,
-} from "./_sodium_wasm.ts";
+  PACKET_ADDITIONAL_DATA_BYTES,
+  VERSION_INFO,
+  VERSION_INFO_BYTES,
+} from "./_aead.ts";
 
-/** The 13 bytes `"NETCODE 1.02"` plus a NUL that begin tokens and requests. */
-export const VERSION_INFO: Uint8Array = new TextEncoder().encode(
-  "NETCODE 1.02\0",
-);
-/** Bytes of {@linkcode VERSION_INFO}. */
-export const VERSION_INFO_BYTES = 13;
+// The packet's associated data begins with the version info, so the AEAD
+// backends' packet fast path shares its definition with this module.
+export { VERSION_INFO, VERSION_INFO_BYTES } from "./_aead.ts";
 /** Bytes of the public connect token a client receives from the backend. */
 export const CONNECT_TOKEN_BYTES = 2048;
 /** Bytes of the encrypted private connect token (1008 + 16 MAC). */
@@ -343,27 +339,44 @@ export const ALL_PACKET_TYPES: number = (1 << CONNECTION_NUM_PACKETS) - 1;
 // Sequences as two 32-bit halves.
 
 const TWO_32 = 4294967296;
-let sequenceLow = 0;
-let sequenceHigh = 0;
 
-function splitSequence(sequence: Sequence): void {
+/** Throws a RangeError unless `sequence` is a number 0..2^53-1 or bigint 0..2^64-1. */
+function checkSequence(sequence: Sequence): void {
   if (typeof sequence === "number") {
     if (!Number.isSafeInteger(sequence) || sequence < 0) {
       throw new RangeError(
         `Cannot use sequence ${sequence}: expected an integer 0..2^53-1 or a bigint`,
       );
     }
-    sequenceLow = sequence >>> 0;
-    sequenceHigh = Math.floor(sequence / TWO_32);
-  } else {
-    if (typeof sequence !== "bigint" || sequence < 0n || sequence >> 64n) {
-      throw new RangeError(
-        `Cannot use sequence ${sequence}: expected 0..2^64-1`,
-      );
-    }
-    sequenceLow = Number(sequence & 0xffffffffn);
-    sequenceHigh = Number(sequence >> 32n);
+  } else if (
+    typeof sequence !== "bigint" || sequence < 0n || sequence >> 64n
+  ) {
+    throw new RangeError(
+      `Cannot use sequence ${sequence}: expected 0..2^64-1`,
+    );
   }
+}
+
+// The halves of a sequence that passed checkSequence, as two numbers: two
+// calls rather than a returned pair, so nothing is allocated per packet.
+
+/** Low 32 bits of a checked sequence. */
+function sequenceLow(sequence: Sequence): number {
+  return typeof sequence === "number"
+    ? sequence >>> 0
+    : Number(sequence & 0xffffffffn);
+}
+
+/** High 32 bits of a checked sequence. */
+function sequenceHigh(sequence: Sequence): number {
+  return typeof sequence === "number"
+    ? Math.floor(sequence / TWO_32)
+    : Number(sequence >> 32n);
+}
+
+/** Sequence bytes on the wire for the halves: the fewest that hold them. */
+function sequenceBytes(low: number, high: number): number {
+  return high !== 0 ? 4 + bytesOf32(high) : bytesOf32(low);
 }
 
 function joinSequence(low: number, high: number): Sequence {
@@ -390,20 +403,20 @@ function bytesOf32(value: number): number {
  * ```
  */
 export function sequenceBytesRequired(sequence: Sequence): number {
-  splitSequence(sequence);
-  return sequenceHigh !== 0
-    ? 4 + bytesOf32(sequenceHigh)
-    : bytesOf32(sequenceLow);
+  checkSequence(sequence);
+  return sequenceBytes(sequenceLow(sequence), sequenceHigh(sequence));
 }
 
 // ---------------------------------------------------------------------------
 // Scratch space shared by every call (the library is single-threaded).
 
-const additionalData = new Uint8Array(VERSION_INFO_BYTES + 8 + 1);
+const additionalData = new Uint8Array(PACKET_ADDITIONAL_DATA_BYTES);
 const additionalDataView = new DataView(additionalData.buffer);
 additionalData.set(VERSION_INFO, 0);
+/** The protocol id in `additionalData`, also as 32-bit halves. */
 let additionalDataProtocolId = 0n;
-loadPacketAdditionalData(additionalData);
+let protocolIdLow = 0;
+let protocolIdHigh = 0;
 const nonce = new Uint8Array(CHACHA_NONCE_BYTES);
 const nonceView = new DataView(nonce.buffer);
 const plain = new Uint8Array(MAX_PACKET_BYTES + CONNECT_TOKEN_PRIVATE_BYTES);
@@ -416,15 +429,16 @@ function setProtocolId(protocolId: bigint): void {
   if (protocolId !== additionalDataProtocolId) {
     additionalDataView.setBigUint64(VERSION_INFO_BYTES, protocolId, true);
     additionalDataProtocolId = protocolId;
-    loadPacketAdditionalData(additionalData);
+    protocolIdLow = additionalDataView.getUint32(VERSION_INFO_BYTES, true);
+    protocolIdHigh = additionalDataView.getUint32(VERSION_INFO_BYTES + 4, true);
   }
 }
 
 /**
- * Encrypts a packet body. With the WebAssembly backend the nonce and the
- * associated data stay on its heap between packets (only the prefix byte
- * and the sequence are written); other backends get them built here. The
- * protocol id must have been set with `setProtocolId`.
+ * Encrypts a packet body. A backend with the packet fast path (the
+ * WebAssembly one) gets the prefix, protocol id and sequence as numbers and
+ * keeps nonce and associated data in its own memory; other backends get them
+ * built here. The protocol id must have been set with `setProtocolId`.
  */
 function sealBody(
   prefix: number,
@@ -437,15 +451,18 @@ function sealBody(
   out: Uint8Array,
   outOffset: number,
 ): void {
-  if (aeadBackend() === wasmBackend) {
-    sealPacketBody(
-      prefix,
-      low,
-      high,
-      key,
+  const backend = aeadBackend();
+  if (backend.sealPacket !== undefined) {
+    backend.sealPacket(
       source,
       sourceOffset,
       length,
+      prefix,
+      protocolIdLow,
+      protocolIdHigh,
+      low,
+      high,
+      key,
       out,
       outOffset,
     );
@@ -479,19 +496,22 @@ function openBody(
 ): boolean {
   // The fast path takes valid arguments only; anything else goes the
   // checked way, which throws the usual error.
+  const backend = aeadBackend();
   if (
-    aeadBackend() === wasmBackend && key instanceof Uint8Array &&
+    backend.openPacket !== undefined && key instanceof Uint8Array &&
     key.length === KEY_BYTES && source instanceof Uint8Array &&
     out instanceof Uint8Array
   ) {
-    return openPacketBody(
-      prefix,
-      low,
-      high,
-      key,
+    return backend.openPacket(
       source,
       sourceOffset,
       length,
+      prefix,
+      protocolIdLow,
+      protocolIdHigh,
+      low,
+      high,
+      key,
       out,
       0,
     );
@@ -536,14 +556,14 @@ export function writeSequenceNonce(
   out: Uint8Array,
   sequence: Sequence,
 ): Uint8Array {
-  splitSequence(sequence);
+  checkSequence(sequence);
   if (out.length < CHACHA_NONCE_BYTES) {
     throw new RangeError(
       `Cannot write nonce into ${out.length} bytes: ${CHACHA_NONCE_BYTES} needed`,
     );
   }
-  let low = sequenceLow;
-  let high = sequenceHigh;
+  let low = sequenceLow(sequence);
+  let high = sequenceHigh(sequence);
   for (let i = 0; i < 4; i++) out[i] = 0;
   for (let i = 4; i < 8; i++, low >>>= 8) out[i] = low & 0xff;
   for (let i = 8; i < 12; i++, high >>>= 8) out[i] = high & 0xff;
@@ -628,25 +648,24 @@ export function writeConnectionRequestPacket(
   return CONNECTION_REQUEST_PACKET_BYTES;
 }
 
-/** Writes prefix and sequence; returns the offset of the encrypted part. */
+/**
+ * Writes prefix and sequence (given as its 32-bit halves); returns the
+ * offset of the encrypted part.
+ */
 function writeHeader(
   out: Uint8Array,
   type: number,
-  sequence: Sequence,
+  low: number,
+  high: number,
 ): number {
-  splitSequence(sequence);
-  const sequenceBytes = sequenceHigh !== 0
-    ? 4 + bytesOf32(sequenceHigh)
-    : bytesOf32(sequenceLow);
-  out[0] = (sequenceBytes << 4) | type;
-  let low = sequenceLow;
-  let high = sequenceHigh;
-  for (let i = 1; i <= sequenceBytes; i++) {
+  const bytes = sequenceBytes(low, high);
+  out[0] = (bytes << 4) | type;
+  for (let i = 1; i <= bytes; i++) {
     out[i] = low & 0xff;
     low = (low >>> 8) | ((high & 0xff) << 24);
     high >>>= 8;
   }
-  return 1 + sequenceBytes;
+  return 1 + bytes;
 }
 
 function checkUint32(value: number, what: string): void {
@@ -667,23 +686,31 @@ function checkWriteKey(key: Uint8Array): void {
   }
 }
 
-/** Encrypts `length` bytes of `source` into `out` after the header. */
+/**
+ * Writes the header of a packet of `type` with `sequence`, then encrypts
+ * `length` bytes of `source` into `out` after it. Returns the bytes written.
+ */
 function sealPacket(
   out: Uint8Array,
-  bodyOffset: number,
+  type: number,
+  sequence: Sequence,
   source: Uint8Array,
   sourceOffset: number,
   length: number,
   key: Uint8Array,
   protocolId: bigint,
 ): number {
+  checkSequence(sequence);
+  const low = sequenceLow(sequence);
+  const high = sequenceHigh(sequence);
+  const bodyOffset = writeHeader(out, type, low, high);
   if (protocolId !== additionalDataProtocolId) checkProtocolId(protocolId);
   checkOut(out, bodyOffset + length + MAC_BYTES);
   setProtocolId(protocolId);
   sealBody(
     out[0],
-    sequenceLow,
-    sequenceHigh,
+    low,
+    high,
     key,
     source,
     sourceOffset,
@@ -730,10 +757,10 @@ export function writePayloadPacket(
     );
   }
   checkWriteKey(key);
-  const bodyOffset = writeHeader(out, CONNECTION_PAYLOAD_PACKET, sequence);
   return sealPacket(
     out,
-    bodyOffset,
+    CONNECTION_PAYLOAD_PACKET,
+    sequence,
     payload,
     0,
     payload.length,
@@ -775,8 +802,16 @@ export function writePacket(
     case CONNECTION_DENIED_PACKET:
     case CONNECTION_DISCONNECT_PACKET: {
       checkWriteKey(key);
-      const bodyOffset = writeHeader(out, packet.type, sequence);
-      return sealPacket(out, bodyOffset, plain, 0, 0, key, protocolId);
+      return sealPacket(
+        out,
+        packet.type,
+        sequence,
+        plain,
+        0,
+        0,
+        key,
+        protocolId,
+      );
     }
     case CONNECTION_KEEP_ALIVE_PACKET: {
       checkWriteKey(key);
@@ -784,8 +819,16 @@ export function writePacket(
       checkUint32(packet.maxClients, "max clients");
       plainView.setUint32(0, packet.clientIndex, true);
       plainView.setUint32(4, packet.maxClients, true);
-      const bodyOffset = writeHeader(out, packet.type, sequence);
-      return sealPacket(out, bodyOffset, plain, 0, 8, key, protocolId);
+      return sealPacket(
+        out,
+        packet.type,
+        sequence,
+        plain,
+        0,
+        8,
+        key,
+        protocolId,
+      );
     }
     case CONNECTION_CHALLENGE_PACKET:
     case CONNECTION_RESPONSE_PACKET: {
@@ -808,10 +851,10 @@ export function writePacket(
       }
       plainView.setBigUint64(0, challengeSequence, true);
       plain.set(packet.challengeTokenData, 8);
-      const bodyOffset = writeHeader(out, packet.type, sequence);
       return sealPacket(
         out,
-        bodyOffset,
+        packet.type,
+        sequence,
         plain,
         0,
         8 + CHALLENGE_TOKEN_BYTES,
@@ -948,8 +991,12 @@ export function replayAlreadyReceived(
   replay: ReplayProtection,
   sequence: Sequence,
 ): boolean {
-  splitSequence(sequence);
-  return alreadyReceived(replay, sequenceLow, sequenceHigh);
+  checkSequence(sequence);
+  return alreadyReceived(
+    replay,
+    sequenceLow(sequence),
+    sequenceHigh(sequence),
+  );
 }
 
 /**
@@ -968,8 +1015,8 @@ export function replayAdvance(
   replay: ReplayProtection,
   sequence: Sequence,
 ): void {
-  splitSequence(sequence);
-  advance(replay, sequenceLow, sequenceHigh);
+  checkSequence(sequence);
+  advance(replay, sequenceLow(sequence), sequenceHigh(sequence));
 }
 
 // ---------------------------------------------------------------------------

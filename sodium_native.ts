@@ -18,11 +18,15 @@
  */
 
 import {
+  AEAD_CHACHA20POLY1305_IETF as CHACHA,
   type AeadBackend,
   type AeadConstruction,
+  HEADROOM,
   MAC_BYTES,
-  setAeadBackend,
-} from "./crypto.ts";
+  MAX_MESSAGE_BYTES,
+  TAILROOM,
+} from "./_aead.ts";
+import { setAeadBackend } from "./crypto.ts";
 
 /** Options of {@linkcode loadNativeSodium}. */
 export interface LoadNativeSodiumOptions {
@@ -97,12 +101,8 @@ const SYMBOLS = {
   },
 } as const;
 
-const MAX_MESSAGE_BYTES = 4096;
 /** Backends already loaded, by path ("" for the default names). */
 const loaded = new Map<string, AeadBackend>();
-/** Room around the message: see the head and tail room in crypto.ts. */
-const HEADROOM = 16;
-const TAILROOM = 64;
 
 /** `BigInt(i)` for every length a call can take: no bigint made per call. */
 const LENGTHS: readonly bigint[] = Array.from(
@@ -213,6 +213,9 @@ export function loadNativeSodium(
     }
   }
 
+  // No packet fast path (sealPacket, openPacket): nonce and associated data
+  // reach libsodium as pointers to the caller's buffers, so there is no copy
+  // for it to save, and packet.ts builds them for seal and open instead.
   const nativeBackend: AeadBackend = {
     name: "native",
     seal(
@@ -228,7 +231,7 @@ export function loadNativeSodium(
       destinationOffset: number,
     ): void {
       load(source, sourceOffset, length);
-      const aead = construction === 0
+      const aead = construction === CHACHA
         ? sodium.crypto_aead_chacha20poly1305_ietf_encrypt
         : sodium.crypto_aead_xchacha20poly1305_ietf_encrypt;
       aead(
@@ -257,7 +260,7 @@ export function loadNativeSodium(
       destinationOffset: number,
     ): boolean {
       load(source, sourceOffset, length);
-      const aead = construction === 0
+      const aead = construction === CHACHA
         ? sodium.crypto_aead_chacha20poly1305_ietf_decrypt
         : sodium.crypto_aead_xchacha20poly1305_ietf_decrypt;
       // libsodium zeroes its output on failure: it decrypts into scratch

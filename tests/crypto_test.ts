@@ -603,3 +603,62 @@ Deno.test("checkKey() accepts 32-byte Uint8Arrays only, naming what it checked",
   );
   assertThrows(() => checkKey(undefined, "private key"), TypeError);
 });
+
+Deno.test("the sources load without this repository's deno.json, as from a checkout or git submodule", async () => {
+  // Another project imports the files by URL, with its own deno.json or
+  // none: a bare specifier that only this repository maps cannot resolve.
+  // The child runs with --no-config and --no-lock, from a directory outside
+  // the repository, on the npm packages already in Deno's cache.
+  const root = new URL("../", import.meta.url).href;
+  const directory = await Deno.makeTempDir({ prefix: "netcode_no_config_" });
+  try {
+    const script = `${directory}/main.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { generateKey, KEY_BYTES } from "${root}mod.ts";
+import { chachaDecrypt, chachaEncrypt, MAC_BYTES } from "${root}crypto.ts";
+import {
+  CONNECTION_PAYLOAD_PACKET,
+  packetTypeMask,
+  readPacket,
+  writePayloadPacket,
+} from "${root}packet.ts";
+
+const key = generateKey();
+const message = new TextEncoder().encode("hello");
+const nonce = new Uint8Array(12);
+const sealed = new Uint8Array(message.length + MAC_BYTES);
+chachaEncrypt(message, 0, message.length, new Uint8Array(0), 0, nonce, key, sealed, 0);
+const opened = new Uint8Array(message.length);
+const ok = chachaDecrypt(sealed, 0, sealed.length, new Uint8Array(0), 0, nonce, key, opened, 0);
+const datagram = new Uint8Array(1300);
+const bytes = writePayloadPacket(datagram, 1, key, 7n, message);
+const packet = readPacket(datagram.subarray(0, bytes), {
+  protocolId: 7n,
+  readKey: key,
+  allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
+});
+const payload = typeof packet === "number" || packet.type !== CONNECTION_PAYLOAD_PACKET
+  ? \`dropped \${packet}\`
+  : new TextDecoder().decode(packet.payload);
+console.log(key.length === KEY_BYTES, ok, new TextDecoder().decode(opened), payload);
+`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", "--no-lock", "--quiet", "-A", script],
+      cwd: directory,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assertEquals(output.code, 0, stderr);
+    assertEquals(
+      new TextDecoder().decode(output.stdout),
+      "true true hello hello\n",
+      stderr,
+    );
+  } finally {
+    await Deno.remove(directory, { recursive: true });
+  }
+});
