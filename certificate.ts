@@ -26,7 +26,7 @@
  * @module
  */
 
-import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import { AsnConvert, OctetString } from "npm:@peculiar/asn1-schema@^2.6.0";
 import {
   AlgorithmIdentifier,
   AttributeTypeAndValue,
@@ -43,14 +43,14 @@ import {
   TBSCertificate,
   Validity,
   Version,
-} from "@peculiar/asn1-x509";
+} from "npm:@peculiar/asn1-x509@^2.6.0";
 import {
   ECDSASigValue,
   ECParameters,
   id_ecdsaWithSHA256,
   id_ecPublicKey,
   id_secp256r1,
-} from "@peculiar/asn1-ecc";
+} from "npm:@peculiar/asn1-ecc@^2.6.0";
 
 /** The longest validity browsers accept for a certificate given by hash. */
 export const MAX_CERTIFICATE_HASH_VALIDITY_SECONDS = 14 * 24 * 60 * 60;

@@ -662,3 +662,39 @@ console.log(key.length === KEY_BYTES, ok, new TextDecoder().decode(opened), payl
     await Deno.remove(directory, { recursive: true });
   }
 });
+
+Deno.test("every entry point loads without this repository's deno.json", async () => {
+  const root = new URL("../", import.meta.url);
+  const exports = JSON.parse(
+    await Deno.readTextFile(new URL("deno.json", root)),
+  ).exports as Record<string, string>;
+  const directory = await Deno.makeTempDir({ prefix: "netcode_no_config_" });
+  try {
+    const script = `${directory}/main.ts`;
+    const urls = Object.values(exports).map((path) => new URL(path, root).href);
+    await Deno.writeTextFile(
+      script,
+      `const urls = ${JSON.stringify(urls)};
+let names = 0;
+for (const url of urls) names += Object.keys(await import(url)).length;
+console.log(urls.length, names > 0);
+`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", "--no-lock", "--quiet", "-A", script],
+      cwd: directory,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assertEquals(output.code, 0, stderr);
+    assertEquals(
+      new TextDecoder().decode(output.stdout),
+      `${urls.length} true\n`,
+      stderr,
+    );
+  } finally {
+    await Deno.remove(directory, { recursive: true });
+  }
+});
