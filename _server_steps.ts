@@ -4,7 +4,9 @@
  * server's explicit state record ({@linkcode ServerState}):
  *
  * - {@linkcode updateServer}: {@linkcode receivePackets} (each datagram
- *   through {@linkcode processPacket}), {@linkcode sendKeepAlives},
+ *   through {@linkcode processPacket}, then the update's sampled connection
+ *   requests through {@linkcode processSampledRequests}),
+ *   {@linkcode sendKeepAlives},
  *   {@linkcode checkTimeouts}, and once a second the pending-connection
  *   sweep;
  * - {@linkcode processConnectionRequest} (a request whose private token
@@ -27,6 +29,7 @@
 import { type Address, addressEqual, addressKey } from "./address.ts";
 import { generateKey } from "./crypto.ts";
 import {
+  checkConnectionRequest,
   CONNECTION_CHALLENGE_PACKET,
   CONNECTION_DENIED_PACKET,
   CONNECTION_DISCONNECT_PACKET,
@@ -49,6 +52,12 @@ import {
   writePacket,
   writePayloadPacket,
 } from "./packet.ts";
+import {
+  clearRequestSample,
+  createRequestSample,
+  offerRequest,
+  type RequestSample,
+} from "./_request_sample.ts";
 import type { DatagramSocket } from "./socket.ts";
 import {
   type ChallengeToken,
@@ -245,8 +254,8 @@ export interface ServerState {
   challengeSequence: number;
   /** The key challenge tokens are encrypted with, new at every start. */
   challengeKey: Uint8Array;
-  /** Connection requests read in this update. */
-  requestsThisUpdate: number;
+  /** The connection requests this update will decrypt. */
+  readonly requestSample: RequestSample;
   /** When expired pending connections were last forgotten. */
   lastPendingSweep: number;
   /** The client slots. */
@@ -299,7 +308,10 @@ export function createServerState(config: ServerConfig): ServerState {
     globalSequence: GLOBAL_SEQUENCE_START,
     challengeSequence: 0,
     challengeKey: generateKey(),
-    requestsThisUpdate: 0,
+    requestSample: createRequestSample(
+      config.maxConnectionRequestsPerUpdate,
+      crypto.getRandomValues(new Uint32Array(1))[0],
+    ),
     lastPendingSweep: 0,
     slots: createServerSlots(0),
     pending: createPendingConnections(0),
@@ -394,7 +406,7 @@ export function updateServer(state: ServerState, now: number): void {
 export function receivePackets(state: ServerState): void {
   const socket = state.config.socket;
   state.readOptions.currentTimestamp = state.config.unixTime();
-  state.requestsThisUpdate = 0;
+  clearRequestSample(state.requestSample);
   for (let datagram = socket.poll(); datagram; datagram = socket.poll()) {
     if (!state.running) {
       state.stats.dropped.notRunning++;
@@ -402,6 +414,50 @@ export function receivePackets(state: ServerState): void {
     }
     processPacket(state, datagram.data, datagram.from);
   }
+  processSampledRequests(state);
+}
+
+/**
+ * Decrypts and processes the connection requests sampled in this update
+ * (at most the budget of them, chosen fairly: see `_request_sample.ts`);
+ * the others offered are counted `connectionRequestsShed`.
+ *
+ * @param state The server.
+ */
+export function processSampledRequests(state: ServerState): void {
+  const { requestSample: sample, readOptions, stats } = state;
+  stats.dropped.connectionRequestsShed += sample.offered - sample.count;
+  readOptions.allowedPackets = UNCONNECTED_ALLOWED;
+  readOptions.readKey = undefined;
+  readOptions.replayProtection = undefined;
+  for (let i = 0; i < sample.count; i++) {
+    const fromKey = sample.fromKeys[i];
+    if (findSlotByAddressKey(state.slots, fromKey) >= 0) {
+      // It connected earlier in this update.
+      stats.dropped.addressConnected++;
+      continue;
+    }
+    const packet = readPacket(sample.slots[i], readOptions);
+    if (typeof packet === "number") {
+      stats.dropped[SERVER_DROP_REASONS[packet]]++;
+      continue;
+    }
+    if (packet.type !== CONNECTION_REQUEST_PACKET) continue;
+    stats.received.connectionRequest++;
+    const token = readPrivateConnectToken(packet.privateToken!);
+    if (!token) {
+      stats.dropped.invalidToken++;
+      continue;
+    }
+    processConnectionRequest(
+      state,
+      sample.from[i]!,
+      fromKey,
+      token,
+      packet.encryptedPrivateToken,
+    );
+  }
+  clearRequestSample(sample);
 }
 
 /**
@@ -438,13 +494,19 @@ export function processPacket(
       return;
     }
     if (data[0] === CONNECTION_REQUEST_PACKET) {
-      if (
-        state.requestsThisUpdate >= state.config.maxConnectionRequestsPerUpdate
-      ) {
+      // Only a request that passes every check needing no cryptography is
+      // a candidate for this update's decryption budget.
+      const reason = checkConnectionRequest(
+        data,
+        state.config.protocolId,
+        readOptions.currentTimestamp!,
+      );
+      if (reason >= 0) {
+        stats.dropped[SERVER_DROP_REASONS[reason as PacketDropReason]]++;
+      } else if (!offerRequest(state.requestSample, data, from, fromKey)) {
         stats.dropped.connectionRequestsShed++;
-        return;
       }
-      state.requestsThisUpdate++;
+      return;
     }
     entry = findPendingConnection(state.pending, fromKey, state.time);
     readOptions.allowedPackets = UNCONNECTED_ALLOWED;
@@ -466,21 +528,6 @@ export function processPacket(
   }
   (stats.received as Record<string, number>)[PACKET_TYPE_NAMES[packet.type]]++;
   switch (packet.type) {
-    case CONNECTION_REQUEST_PACKET: {
-      const token = readPrivateConnectToken(packet.privateToken!);
-      if (!token) {
-        stats.dropped.invalidToken++;
-        return;
-      }
-      processConnectionRequest(
-        state,
-        from,
-        fromKey,
-        token,
-        packet.encryptedPrivateToken,
-      );
-      return;
-    }
     case CONNECTION_RESPONSE_PACKET: {
       touchPendingConnection(entry!, state.time);
       if (

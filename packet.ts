@@ -1046,6 +1046,52 @@ function versionInfoMatches(data: Uint8Array, offset: number): boolean {
   return true;
 }
 
+/**
+ * The checks of a connection request that need no cryptography, in the
+ * order {@linkcode readPacket} makes them: the prefix byte is 0, exactly
+ * 1078 bytes, the version info, the protocol id, and an expire timestamp
+ * after `currentTimestamp`. A server spends its per-update decryption budget
+ * only on requests that pass.
+ *
+ * @param data The datagram.
+ * @param protocolId The game's protocol id.
+ * @param currentTimestamp Unix seconds now.
+ * @returns -1 when every check passed, otherwise the
+ * {@linkcode PacketDropReason} the request would be dropped for.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkConnectionRequest, PacketDropReason } from "./packet.ts";
+ *
+ * assert.equal(
+ *   checkConnectionRequest(new Uint8Array([0]), 1n, 0),
+ *   PacketDropReason.BAD_LENGTH,
+ * );
+ * ```
+ */
+export function checkConnectionRequest(
+  data: Uint8Array,
+  protocolId: bigint,
+  currentTimestamp: number,
+): PacketDropReason | -1 {
+  if (data.length === 0 || data[0] !== CONNECTION_REQUEST_PACKET) {
+    return PacketDropReason.INVALID_TYPE;
+  }
+  if (data.length !== CONNECTION_REQUEST_PACKET_BYTES) {
+    return PacketDropReason.BAD_LENGTH;
+  }
+  if (!versionInfoMatches(data, 1)) return PacketDropReason.BAD_VERSION_INFO;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (readUint64(view, 1 + VERSION_INFO_BYTES) !== protocolId) {
+    return PacketDropReason.BAD_PROTOCOL_ID;
+  }
+  if (readUint64(view, 1 + VERSION_INFO_BYTES + 8) <= currentTimestamp) {
+    return PacketDropReason.TOKEN_EXPIRED;
+  }
+  return -1;
+}
+
 function readConnectionRequest(
   data: Uint8Array,
   options: ReadPacketOptions,
@@ -1055,15 +1101,15 @@ function readConnectionRequest(
   }
   const privateKey = options.privateKey;
   if (privateKey === undefined) return PacketDropReason.NO_KEY;
-  if (!versionInfoMatches(data, 1)) return PacketDropReason.BAD_VERSION_INFO;
+  const checked = checkConnectionRequest(
+    data,
+    options.protocolId,
+    options.currentTimestamp ?? Date.now() / 1000,
+  );
+  if (checked >= 0) return checked as PacketDropReason;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const protocolId = readUint64(view, 1 + VERSION_INFO_BYTES);
-  if (protocolId !== options.protocolId) {
-    return PacketDropReason.BAD_PROTOCOL_ID;
-  }
   const expireTimestamp = readUint64(view, 1 + VERSION_INFO_BYTES + 8);
-  const now = options.currentTimestamp ?? Date.now() / 1000;
-  if (expireTimestamp <= now) return PacketDropReason.TOKEN_EXPIRED;
   const nonceOffset = 1 + VERSION_INFO_BYTES + 16;
   const tokenOffset = nonceOffset + CONNECT_TOKEN_NONCE_BYTES;
   const tokenNonce = data.subarray(nonceOffset, tokenOffset);

@@ -129,11 +129,18 @@ export interface ServerOptions {
    */
   webTransport?: DatagramSocket;
   /**
-   * Connection requests processed per update. Each costs an XChaCha20
-   * decryption of the 1 KB private token, the only expensive thing an
-   * unauthenticated sender can ask for; requests past this budget are dropped
-   * unread and counted in `stats.dropped.connectionRequestsShed`, so a flood
-   * of requests costs at most this many decryptions a tick.
+   * Connection requests decrypted per update. Each costs an XChaCha20
+   * decryption of the 1 KB private token (about 6 µs), the only expensive
+   * thing an unauthenticated sender can ask for, so a flood costs at most
+   * this many decryptions a tick (64: about 0.4 ms).
+   *
+   * Only requests that pass every check needing no cryptography compete for
+   * the budget: exactly 1078 bytes, the version info, the protocol id and an
+   * unexpired token (junk failing one is counted by that reason, and costs
+   * nothing). Of those, each source address offers one per update (its
+   * others are shed), and the budget's worth is chosen at random among
+   * them, so a request's place in the receive queue does not decide its
+   * fate. The rest are counted in `stats.dropped.connectionRequestsShed`.
    * @default {64}
    */
   maxConnectionRequestsPerUpdate?: number;

@@ -4,7 +4,14 @@
 // per update stays within its budget, and what it shed is counted.
 
 import { assert, assertEquals, assertGreater } from "./_assert.ts";
-import { connected, createWorld, tap, token, type World } from "./_harness.ts";
+import {
+  connected,
+  createWorld,
+  tap,
+  token,
+  UNIX_NOW,
+  type World,
+} from "./_harness.ts";
 import { createRandom } from "../simulator.ts";
 import { DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE } from "../server.ts";
 import { readConnectToken } from "../token.ts";
@@ -152,5 +159,147 @@ Deno.test("a flood of garbage from many addresses does not disturb connected cli
       )
     }`,
   );
+  world.close();
+});
+
+/**
+ * Honest clients connect one after another, each starting at another phase
+ * of the server's tick (their requests go out every 6 ticks), while
+ * `attack()` queues its datagrams ahead of theirs every tick. Returns the
+ * clients, once all are connected and each got `echoes` echoes, or after
+ * `maxTicks`.
+ */
+function connectDuringAttack(
+  world: World,
+  count: number,
+  attack: () => void,
+  maxTicks: number,
+) {
+  const clients: ReturnType<World["addClient"]>[] = [];
+  const echoed: number[] = [];
+  const ECHOES = 30;
+  for (let tick = 0; tick < maxTicks; tick++) {
+    // One new client every 37 ticks: 37 = 1 mod 6, so each starts at
+    // another phase of its 6-tick request rhythm relative to the others.
+    if (tick % 37 === 0 && clients.length < count) {
+      const client = world.addClient();
+      client.connect(token({
+        clientId: BigInt(clients.length + 1),
+        timeoutSeconds: 5,
+      }));
+      clients.push(client);
+      echoed.push(0);
+    }
+    world.time += 1 / 60;
+    world.network.update(world.time);
+    attack(); // ahead of everything the clients send this tick
+    for (const client of world.clients) client.update(world.time);
+    world.server.update(world.time);
+    for (const i of world.server.connectedClients()) {
+      for (let p = world.server.receive(i); p; p = world.server.receive(i)) {
+        world.server.send(i, p);
+      }
+    }
+    clients.forEach((client, i) => {
+      while (client.receive()) echoed[i]++;
+      if (connected(client)) client.send(new Uint8Array([i, tick & 255]));
+    });
+    if (
+      clients.length === count &&
+      echoed.every((n) => n >= ECHOES)
+    ) break;
+  }
+  return { clients, echoed, ECHOES };
+}
+
+Deno.test("cheap junk (1-byte, short, wrong-size, wrong version or protocol id, expired) does not keep honest clients from connecting", () => {
+  const world = createWorld({ maxQueue: MAX_QUEUE });
+  const junk = world.network.createSocket("10.2.0.1:6666");
+  const valid = readConnectToken(token({ clientId: 999n }))!;
+  const request = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
+  writeConnectionRequestPacket(request, { type: 0, ...valid });
+  const wrongVersion = request.slice();
+  wrongVersion[9] ^= 1;
+  const wrongProtocol = request.slice();
+  wrongProtocol[14] ^= 1;
+  const expiredToken = readConnectToken(
+    token({ clientId: 998n, now: UNIX_NOW - 100, expireSeconds: 10 }),
+  )!;
+  const expired = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
+  writeConnectionRequestPacket(expired, { type: 0, ...expiredToken });
+  const kinds = [
+    new Uint8Array([0]),
+    request.subarray(0, 500),
+    request.subarray(0, CONNECTION_REQUEST_PACKET_BYTES - 1),
+    wrongVersion,
+    wrongProtocol,
+    expired,
+  ];
+  // 300 a tick at 60 Hz: 18,000 junk datagrams a second, 200 of them `00`.
+  const perTick = [200, 20, 20, 20, 20, 20];
+  const { clients, echoed, ECHOES } = connectDuringAttack(world, 6, () => {
+    kinds.forEach((bytes, k) => {
+      for (let n = 0; n < perTick[k]; n++) {
+        junk.send(bytes, world.server.address);
+      }
+    });
+  }, 1200);
+  const dropped = world.server.stats.dropped;
+  for (const client of clients) assert(connected(client), client.stateName);
+  for (const count of echoed) assert(count >= ECHOES, `echoes ${echoed}`);
+  // None of it was worth a decryption, so none of it was shed: each is
+  // counted by what is wrong with it.
+  assertEquals(dropped.connectionRequestsShed, 0);
+  assertGreater(dropped.tooSmall + dropped.badLength, 0);
+  assertGreater(dropped.badVersionInfo, 0);
+  assertGreater(dropped.badProtocolId, 0);
+  assertGreater(dropped.tokenExpired, 0);
+  console.log(
+    `junk flood: ${clients.length} honest clients connected and echoed, junk dropped ${
+      JSON.stringify(
+        Object.fromEntries(Object.entries(dropped).filter(([, n]) => n > 0)),
+      )
+    }`,
+  );
+  junk.close();
+  world.close();
+});
+
+Deno.test("honest clients connect within their token timeout during a flood of valid requests from many addresses", () => {
+  const world = createWorld({ maxQueue: MAX_QUEUE });
+  const attackers = Array.from(
+    { length: ATTACKERS },
+    (_, i) => world.network.createSocket(`10.3.${i >> 8}.${i & 255}:7777`),
+  );
+  const requests = attackers.map((_, i) => {
+    const connectToken = readConnectToken(
+      token({ clientId: BigInt(100_000 + i) }),
+    )!;
+    const request = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
+    writeConnectionRequestPacket(request, { type: 0, ...connectToken });
+    return request;
+  });
+  let decryptedBefore = 0;
+  let maxPerUpdate = 0;
+  const { clients, echoed, ECHOES } = connectDuringAttack(world, 6, () => {
+    const decrypted = world.server.stats.received.connectionRequest;
+    maxPerUpdate = Math.max(maxPerUpdate, decrypted - decryptedBefore);
+    decryptedBefore = decrypted;
+    // 5 a tick from each of 200 addresses: 60,000 requests a second, every
+    // one of them worth decrypting.
+    attackers.forEach((attacker, i) => {
+      for (let k = 0; k < 5; k++) {
+        attacker.send(requests[i], world.server.address);
+      }
+    });
+  }, 1200);
+  for (const client of clients) assert(connected(client), client.stateName);
+  for (const count of echoed) assert(count >= ECHOES, `echoes ${echoed}`);
+  assert(
+    maxPerUpdate <= DEFAULT_MAX_CONNECTION_REQUESTS_PER_UPDATE,
+    `${maxPerUpdate}`,
+  );
+  assertGreater(world.server.stats.dropped.connectionRequestsShed, 0);
+  for (const attacker of attackers) attacker.close();
   world.close();
 });
