@@ -536,6 +536,65 @@ export function generateKey(): Uint8Array {
 }
 
 /**
+ * Reads a 32-byte key written as 64 hex characters, as `netcode keygen`
+ * prints it and as a server's private key is usually kept in a secret store
+ * or environment variable. Surrounding whitespace is ignored. The error
+ * never repeats the text, which may be a secret.
+ *
+ * @param hex 64 hex characters, upper or lower case.
+ * @returns The 32-byte key.
+ * @throws {TypeError} When `hex` is not a string.
+ * @throws {RangeError} When it is not exactly 64 hex characters, as in
+ * `Cannot read key: expected 64 hex characters (32 bytes), got 63`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keyFromHex } from "./crypto.ts";
+ *
+ * const privateKey = keyFromHex("606abe6ec91910ea9a6562f66f2b30e44371d62cd19927266b3c60f4b715aba1");
+ * assert.equal(privateKey.length, 32);
+ * assert.equal(privateKey[0], 0x60);
+ * assert.throws(() => keyFromHex("606a"), RangeError);
+ * ```
+ */
+export function keyFromHex(hex: string): Uint8Array {
+  if (typeof hex !== "string") {
+    throw new TypeError("Cannot read key: expected a string of hex characters");
+  }
+  const text = hex.trim();
+  if (text.length !== KEY_BYTES * 2) {
+    throw new RangeError(
+      `Cannot read key: expected ${
+        KEY_BYTES * 2
+      } hex characters (${KEY_BYTES} bytes), got ${text.length}`,
+    );
+  }
+  const key = new Uint8Array(KEY_BYTES);
+  for (let i = 0; i < KEY_BYTES; i++) {
+    const high = hexDigit(text.charCodeAt(2 * i));
+    const low = hexDigit(text.charCodeAt(2 * i + 1));
+    if (high < 0 || low < 0) {
+      throw new RangeError(
+        `Cannot read key: character ${
+          high < 0 ? 2 * i : 2 * i + 1
+        } is not a hex digit`,
+      );
+    }
+    key[i] = (high << 4) | low;
+  }
+  return key;
+}
+
+/** The value of a hex digit's character code, or -1. */
+function hexDigit(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48; // 0-9
+  if (code >= 97 && code <= 102) return code - 87; // a-f
+  if (code >= 65 && code <= 70) return code - 55; // A-F
+  return -1;
+}
+
+/**
  * Checks that `key` is a 32-byte `Uint8Array` and throws a clear error naming
  * `what` if it is not.
  *

@@ -82,7 +82,7 @@
  */
 
 export { type Address, formatAddress, parseAddress } from "./address.ts";
-export { generateKey, KEY_BYTES } from "./crypto.ts";
+export { generateKey, KEY_BYTES, keyFromHex } from "./crypto.ts";
 export {
   CONNECT_TOKEN_BYTES,
   MAX_PACKET_BYTES,

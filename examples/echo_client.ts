@@ -18,11 +18,12 @@ import {
   createClient,
   generateConnectToken,
   isDisconnected,
+  keyFromHex,
   MAX_PAYLOAD_BYTES,
 } from "../mod.ts";
 
 const PROTOCOL_ID = 0x1122334455667788n;
-const PRIVATE_KEY = Uint8Array.fromHex(
+const PRIVATE_KEY = keyFromHex(
   "606abe6ec91910ea9a6562f66f2b30e44371d62cd19927266b3c60f4b715aba1",
 );
 const ECHOES = 60;

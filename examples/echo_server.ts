@@ -15,11 +15,11 @@
  * @module
  */
 
-import { createServer, formatAddress } from "../mod.ts";
+import { createServer, formatAddress, keyFromHex } from "../mod.ts";
 
 // The C reference's test protocol id and private key (never use in production).
 const PROTOCOL_ID = 0x1122334455667788n;
-const PRIVATE_KEY = Uint8Array.fromHex(
+const PRIVATE_KEY = keyFromHex(
   "606abe6ec91910ea9a6562f66f2b30e44371d62cd19927266b3c60f4b715aba1",
 );
 

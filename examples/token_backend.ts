@@ -16,11 +16,11 @@
  * @module
  */
 
-import { generateConnectToken } from "../mod.ts";
+import { generateConnectToken, keyFromHex } from "../mod.ts";
 
 const PROTOCOL_ID = 0x1122334455667788n;
 // Shared with the game servers only (the C reference's test key here).
-const PRIVATE_KEY = Uint8Array.fromHex(
+const PRIVATE_KEY = keyFromHex(
   "606abe6ec91910ea9a6562f66f2b30e44371d62cd19927266b3c60f4b715aba1",
 );
 const SERVERS = ["127.0.0.1:40000"];

@@ -10,6 +10,7 @@ import {
   checkKey,
   generateKey,
   KEY_BYTES,
+  keyFromHex,
   MAC_BYTES,
   randomBytes,
   XCHACHA_NONCE_BYTES,
@@ -697,4 +698,39 @@ console.log(urls.length, names > 0);
   } finally {
     await Deno.remove(directory, { recursive: true });
   }
+});
+
+Deno.test("keyFromHex() reads 64 hex characters and refuses anything else without repeating it", () => {
+  const keyText =
+    "606abe6ec91910ea9a6562f66f2b30e44371d62cd19927266b3c60f4b715aba1";
+  const key = keyFromHex(`  ${keyText.toUpperCase()}\n`);
+  assertEquals(key.length, 32);
+  assertEquals(
+    Array.from(key, (b) => b.toString(16).padStart(2, "0")).join(""),
+    keyText,
+  );
+  for (
+    const [text, message] of [
+      [
+        keyText.slice(1),
+        "Cannot read key: expected 64 hex characters (32 bytes), got 63",
+      ],
+      [
+        keyText + "0",
+        "Cannot read key: expected 64 hex characters (32 bytes), got 65",
+      ],
+      [
+        `${keyText.slice(0, 10)}zz${keyText.slice(12)}`,
+        "Cannot read key: character 10 is not a hex digit",
+      ],
+      [
+        `${keyText.slice(0, 63)}g`,
+        "Cannot read key: character 63 is not a hex digit",
+      ],
+    ]
+  ) {
+    const error = assertThrows(() => keyFromHex(text), RangeError);
+    assertEquals(error.message, message);
+  }
+  assertThrows(() => keyFromHex(42 as unknown as string), TypeError);
 });

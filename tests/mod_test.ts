@@ -31,6 +31,7 @@ Deno.test("mod.ts exports only the front-door values", () => {
     "isConnecting",
     "isDisconnected",
     "isError",
+    "keyFromHex",
     "listenUdp",
     "parseAddress",
   ]);
