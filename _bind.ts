@@ -19,7 +19,7 @@
  */
 
 import { type Address, formatAddress, isIpv6 } from "./address.ts";
-import { listenUdp, type UdpSocket } from "./socket.ts";
+import { type DatagramSocket, listenUdp, type UdpSocket } from "./socket.ts";
 
 const IPV4_WILDCARD = "0.0.0.0";
 const IPV6_WILDCARD = "::";
@@ -54,21 +54,23 @@ export function defaultBindAddress(address: Address): Address {
  * dual-stack case is seen), closing those already bound when one fails.
  *
  * @param bindAddresses Where to bind.
- * @param listen Binds one socket (the tests pass a fake).
+ * @param listen Binds one socket: `listenUdp`, `listenUdpFfi`, or a fake.
  * @returns The sockets, in the order of `bindAddresses`, without an IPv4
  * wildcard that a dual-stack IPv6 wildcard socket on its port took over.
  * @throws {Error} The bind error of the first address that cannot be bound,
  * naming the address and cause.
  */
-export function listenServerSockets(
+export function listenServerSockets<S extends DatagramSocket = UdpSocket>(
   bindAddresses: readonly Address[],
-  listen: (address: Address) => UdpSocket = listenUdp,
-): UdpSocket[] {
+  listen: (address: Address) => S = listenUdp as unknown as (
+    address: Address,
+  ) => S,
+): S[] {
   const order = bindAddresses.map((_, i) => i).sort((a, b) =>
     Number(bindAddresses[b].hostname === IPV6_WILDCARD) -
     Number(bindAddresses[a].hostname === IPV6_WILDCARD)
   );
-  const sockets: (UdpSocket | undefined)[] = new Array(bindAddresses.length);
+  const sockets: (S | undefined)[] = new Array(bindAddresses.length);
   try {
     for (const i of order) {
       const address = bindAddresses[i];
@@ -91,7 +93,7 @@ export function listenServerSockets(
 function takenByDualStack(
   address: Address,
   bindAddresses: readonly Address[],
-  sockets: readonly (UdpSocket | undefined)[],
+  sockets: readonly (DatagramSocket | undefined)[],
   error: unknown,
 ): boolean {
   return address.hostname === IPV4_WILDCARD && address.port !== 0 &&

@@ -37,6 +37,7 @@ import {
 import {
   createMultiSocket,
   type DatagramSocket,
+  listenUdp,
   type UdpSocket,
 } from "../socket.ts";
 import {
@@ -44,6 +45,12 @@ import {
   listenServerSockets,
   resolvePublicAddresses,
 } from "../_bind.ts";
+import { readKernelDrops } from "../_kernel_drops.ts";
+import {
+  ffiTransportUnavailable,
+  type FfiUdpSocket,
+  listenUdpFfi,
+} from "../socket_ffi.ts";
 import {
   type Command,
   EXIT_OK,
@@ -79,6 +86,14 @@ export interface EchoServerOptions {
    * @default {each address's wildcard on its port; loopback addresses themselves}
    */
   bindAddresses?: readonly (string | Address)[];
+  /**
+   * The UDP transport: `"ffi"` (`listenUdpFfi`: recvmmsg/sendmmsg and 4 MiB
+   * kernel receive buffers; Linux with `--allow-ffi`), `"deno"`
+   * (`Deno.listenDatagram`, whose kernel buffers keep their default size), or
+   * `"auto"`: FFI when it loads, otherwise Deno's socket with a note.
+   * @default {"auto"}
+   */
+  transport?: "auto" | "ffi" | "deno";
   /** The game's protocol id. @default {0x1122334455667788n} */
   protocolId?: bigint;
   /** The 32-byte private key shared with the backend. */
@@ -192,7 +207,8 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
     address,
   ) => typeof address === "string" ? parseAddress(address) : address);
 
-  const sockets: UdpSocket[] = [];
+  const transport = chooseTransport(options.transport ?? "auto");
+  const sockets: ServerUdpSocket[] = [];
   let server: Server;
   let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   const counters: EchoServerCounters = {
@@ -210,8 +226,9 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       typeof address === "string" ? parseAddress(address) : address
     );
     sockets.push(
-      ...listenServerSockets(
+      ...listenServerSockets<ServerUdpSocket>(
         binds.length > 0 ? binds : configured.map(defaultBindAddress),
+        transport.listen,
       ),
     );
     const socket: DatagramSocket = sockets.length === 1
@@ -315,6 +332,8 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       metricsUrl ? `, metrics at ${metricsUrl}` : ""
     }`,
   );
+
+  log(transportLine(transport, sockets));
 
   const controller = new AbortController();
   let stopReason = "stopped";
@@ -474,7 +493,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       "Payload bytes echoed.",
       [["", counters.bytesEchoed]],
     );
-    const perSocket = (pick: (socket: UdpSocket) => number) =>
+    const perSocket = (pick: (socket: ServerUdpSocket) => number) =>
       sockets.map((socket): [string, number] => [
         `socket="${formatAddress(socket.address)}"`,
         pick(socket),
@@ -495,8 +514,24 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       "netcode_udp_queue_dropped_total",
       "counter",
       "Datagrams dropped because the receive queue was full.",
-      perSocket((socket) => socket.stats.dropped),
+      perSocket((socket) =>
+        "dropped" in socket.stats ? socket.stats.dropped : 0
+      ),
     );
+    const kernelDrops = sockets.flatMap((socket): [string, number][] => {
+      const drops = readKernelDrops(socket.address);
+      return drops === undefined
+        ? []
+        : [[`socket="${formatAddress(socket.address)}"`, drops]];
+    });
+    if (kernelDrops.length > 0) {
+      metric(
+        "netcode_udp_kernel_drops_total",
+        "counter",
+        "Datagrams the kernel dropped at the socket before the server read them (its receive buffer was full), from /proc/net/udp.",
+        kernelDrops,
+      );
+    }
     metric(
       "netcode_udp_oversized_total",
       "counter",
@@ -550,9 +585,65 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
   };
 }
 
+function parseTransportFlag(
+  text: string | undefined,
+): "auto" | "ffi" | "deno" {
+  if (text === undefined) return "auto";
+  if (text === "auto" || text === "ffi" || text === "deno") return text;
+  throw usageError(`--transport: expected auto, ffi or deno, got "${text}"`);
+}
+
+/** A UDP socket of either transport. */
+type ServerUdpSocket = UdpSocket | FfiUdpSocket;
+
+/** The UDP transport `netcode server` runs on. */
+interface Transport {
+  readonly name: "ffi" | "deno";
+  readonly listen: (address: Address) => ServerUdpSocket;
+  /** Why the FFI transport was not used, for `auto`. */
+  readonly fallbackReason?: string;
+}
+
+/**
+ * `ffi` (recvmmsg/sendmmsg through Deno's FFI, Linux, `--allow-ffi`), `deno`
+ * (`Deno.listenDatagram`), or `auto`: FFI when it loads, else Deno's socket.
+ */
+function chooseTransport(choice: "auto" | "ffi" | "deno"): Transport {
+  const deno: Transport = {
+    name: "deno",
+    listen: (address) => listenUdp({ ...address, maxQueue: 4096 }),
+  };
+  if (choice === "deno") return deno;
+  const unavailable = ffiTransportUnavailable();
+  if (unavailable === undefined) {
+    return { name: "ffi", listen: (address) => listenUdpFfi(address) };
+  }
+  if (choice === "ffi") {
+    throw new Error(`Cannot use --transport ffi: ${unavailable}`);
+  }
+  return { ...deno, fallbackReason: unavailable };
+}
+
+/** The start-up line naming the transport and the kernel buffers. */
+function transportLine(
+  transport: Transport,
+  sockets: readonly ServerUdpSocket[],
+): string {
+  if (transport.name === "ffi") {
+    const socket = sockets[0] as FfiUdpSocket;
+    return `transport: ffi (recvmmsg/sendmmsg), kernel buffers: receive ${socket.receiveBufferBytes} bytes, send ${socket.sendBufferBytes} bytes as Linux reports them (4 MiB and 1 MiB asked; it reports twice the size set)`;
+  }
+  return `transport: Deno.listenDatagram, kernel default buffers (it cannot set their size)${
+    transport.fallbackReason === undefined
+      ? ""
+      : `; the FFI transport is unavailable: ${transport.fallbackReason}`
+  }`;
+}
+
 const SERVER_FLAGS = {
   address: { type: "string", multiple: true },
   bind: { type: "string", multiple: true },
+  transport: { type: "string" },
   "protocol-id": { type: "string" },
   "private-key": { type: "string" },
   "max-clients": { type: "string" },
@@ -583,6 +674,9 @@ Flags:
                         per socket [default: each --address's wildcard
                         (0.0.0.0, [::]) on its port; a loopback address
                         binds itself]
+  --transport T         ffi (recvmmsg/sendmmsg with 4 MiB kernel buffers: Linux,
+                        --allow-ffi), deno (Deno.listenDatagram, kernel default
+                        buffers) or auto (ffi when it loads) [default: auto]
   --protocol-id ID      protocol id, hex (0x...) or decimal
                         [default: 0x${DEFAULT_PROTOCOL_ID.toString(16)}]
   --private-key HEX     private key shared with the backend, 64 hex characters
@@ -629,6 +723,7 @@ export const serverCommand: Command = {
       bindAddresses: (flags.bind ?? []).map((text) =>
         parseAddressFlag("--bind", text, true)
       ),
+      transport: parseTransportFlag(flags.transport),
       protocolId: flags["protocol-id"] === undefined
         ? DEFAULT_PROTOCOL_ID
         : parseUint64Flag("--protocol-id", flags["protocol-id"]),

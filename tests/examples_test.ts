@@ -6,6 +6,7 @@ import {
   assert,
   assertEquals,
   assertGreater,
+  assertMatch,
   assertNotEquals,
   assertStringIncludes,
   assertThrows,
@@ -40,6 +41,7 @@ import { runEchoClient } from "../cli/client.ts";
 import { runDemo } from "../examples/demo.ts";
 import { startEchoServer } from "../cli/server.ts";
 import { listenWebTransport } from "../socket_webtransport.ts";
+import { ffiTransportUnavailable } from "../socket_ffi.ts";
 
 const PROTOCOL_ID = 0x1122334455667788n;
 const SERVERS = ["127.0.0.1:40000", "[::1]:40000"];
@@ -693,4 +695,46 @@ Deno.test("demo runs the token flow end to end", async () => {
   assertEquals(lines.at(-1), "ok");
   assert(lines.some((line) => line.includes("401 for 127.0.0.1")));
   assert(lines.some((line) => line.includes("40/40 echoed")));
+});
+
+Deno.test("echo server says which transport it runs on, and /metrics shows the kernel's drops at its port", async () => {
+  for (const transport of ["ffi", "deno"] as const) {
+    if (transport === "ffi" && ffiTransportUnavailable() !== undefined) {
+      console.log("skipped the FFI case: FFI transport unavailable");
+      continue;
+    }
+    const lines: string[] = [];
+    const echo = startEchoServer({
+      addresses: ["127.0.0.1:0"],
+      privateKey: generateKey(),
+      transport,
+      metricsPort: 0,
+      statsIntervalSeconds: 0,
+      durationSeconds: 20,
+      log: (line) => lines.push(line),
+    });
+    try {
+      const line = lines.find((text) => text.startsWith("transport: "));
+      assert(line, lines.join("\n"));
+      if (transport === "ffi") {
+        assertMatch(
+          line,
+          /^transport: ffi \(recvmmsg\/sendmmsg\), kernel buffers: receive \d+ bytes, send \d+ bytes/,
+        );
+      } else {
+        assertStringIncludes(line, "transport: Deno.listenDatagram");
+      }
+      const metrics = await (await fetch(echo.metricsUrl!)).text();
+      assertMatch(
+        metrics,
+        new RegExp(
+          `netcode_udp_kernel_drops_total\\{socket="${
+            formatAddress(echo.addresses[0])
+          }"\\} \\d+`,
+        ),
+      );
+    } finally {
+      await echo.stop();
+    }
+  }
 });
