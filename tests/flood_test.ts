@@ -303,3 +303,49 @@ Deno.test("honest clients connect within their token timeout during a flood of v
   for (const attacker of attackers) attacker.close();
   world.close();
 });
+
+Deno.test("a client under a flood of junk at its own port keeps its connection and every payload", () => {
+  const world = createWorld({ maxQueue: MAX_QUEUE });
+  const client = world.addClient();
+  client.connect(token({ timeoutSeconds: 2 }));
+  assert(world.run(() => connected(client), 120) > 0, client.stateName);
+  const random = createRandom(7);
+  const attackers = Array.from(
+    { length: 20 },
+    (_, i) => world.network.createSocket(`10.4.0.${i + 1}:7777`),
+  );
+  // Junk of every size, and copies of the server's own packets to this
+  // client, 400 datagrams a tick (24,000 a second).
+  const captured = world.serverSocket.sent.map((sent) => sent.data);
+  const junk = Array.from({ length: 64 }, (_, i) => {
+    if (i < captured.length) return captured[i];
+    const bytes = new Uint8Array(1 + Math.floor(random() * 1300));
+    for (let b = 0; b < bytes.length; b++) {
+      bytes[b] = Math.floor(random() * 256);
+    }
+    return bytes;
+  });
+  const target = world.clientSockets[0].address;
+  let echoed = 0;
+  let sent = 0;
+  for (let tick = 0; tick < 300; tick++) {
+    for (const attacker of attackers) {
+      for (let k = 0; k < 20; k++) {
+        attacker.send(junk[(sent++) & 63], target);
+      }
+    }
+    client.send(new Uint8Array([tick & 255, 1]));
+    world.step();
+    for (const i of world.server.connectedClients()) {
+      for (let p = world.server.receive(i); p; p = world.server.receive(i)) {
+        world.server.send(i, p);
+      }
+    }
+    while (client.receive()) echoed++;
+  }
+  assert(connected(client), client.stateName);
+  assert(echoed >= 298, `echoed ${echoed} of 300`);
+  assertGreater(client.stats.dropped.wrongAddress, sent - 1000);
+  for (const attacker of attackers) attacker.close();
+  world.close();
+});
