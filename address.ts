@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addressKey, formatAddress, parseAddress } from "./address.ts";
  *
  * const address = parseAddress("[0:0:0:0:0:0:0:1]:40000");
- * console.log(address.hostname, address.port); // ::1 40000
- * console.log(formatAddress(address)); // [::1]:40000
- * console.log(addressKey(address) === addressKey(parseAddress("[::1]:40000"))); // true
+ * assert.deepEqual(address, { hostname: "::1", port: 40000 });
+ * assert.equal(formatAddress(address), "[::1]:40000");
+ * assert.equal(addressKey(address), addressKey(parseAddress("[::1]:40000")));
  * ```
  *
  * @module
@@ -138,9 +139,11 @@ function parsePort(text: string, input: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAddress } from "./address.ts";
- * console.log(parseAddress("127.0.0.1:40000")); // { hostname: "127.0.0.1", port: 40000 }
- * console.log(parseAddress("[2001:DB8::1]:5").hostname); // 2001:db8::1
+ * assert.deepEqual(parseAddress("127.0.0.1:40000"), { hostname: "127.0.0.1", port: 40000 });
+ * assert.equal(parseAddress("[2001:DB8::1]:5").hostname, "2001:db8::1");
+ * assert.throws(() => parseAddress("localhost:40000"), TypeError); // not an IP address
  * ```
  */
 export function parseAddress(text: string): Address {
@@ -200,8 +203,10 @@ export function parseAddress(text: string): Address {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isIpv6 } from "./address.ts";
- * console.log(isIpv6({ hostname: "::1", port: 1 })); // true
+ * assert.equal(isIpv6({ hostname: "::1", port: 1 }), true);
+ * assert.equal(isIpv6({ hostname: "127.0.0.1", port: 1 }), false);
  * ```
  */
 export function isIpv6(address: Address): boolean {
@@ -216,8 +221,10 @@ export function isIpv6(address: Address): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatAddress } from "./address.ts";
- * console.log(formatAddress({ hostname: "::1", port: 40000 })); // [::1]:40000
+ * assert.equal(formatAddress({ hostname: "::1", port: 40000 }), "[::1]:40000");
+ * assert.equal(formatAddress({ hostname: "127.0.0.1", port: 40000 }), "127.0.0.1:40000");
  * ```
  */
 export function formatAddress(address: Address): string {
@@ -247,9 +254,12 @@ export function formatAddress(address: Address): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addressKey } from "./address.ts";
  * const sessions = new Map<string, number>();
  * sessions.set(addressKey({ hostname: "127.0.0.1", port: 40000 }), 1);
+ * // A dual-stack socket reports that peer as ::ffff:127.0.0.1: same key.
+ * assert.equal(sessions.get(addressKey({ hostname: "::ffff:127.0.0.1", port: 40000 })), 1);
  * ```
  */
 export function addressKey(address: Address): string {
@@ -270,8 +280,10 @@ export function addressKey(address: Address): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addressEqual, parseAddress } from "./address.ts";
- * console.log(addressEqual(parseAddress("[::1]:5"), parseAddress("[0::1]:5"))); // true
+ * assert.equal(addressEqual(parseAddress("[::1]:5"), parseAddress("[0::1]:5")), true);
+ * assert.equal(addressEqual(parseAddress("[::ffff:127.0.0.1]:5"), parseAddress("127.0.0.1:5")), true);
  * ```
  */
 export function addressEqual(a: Address, b: Address): boolean {
@@ -295,8 +307,10 @@ function unmapIpv4(hostname: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addressBytes } from "./address.ts";
- * console.log(addressBytes({ hostname: "::1", port: 1 })); // 19
+ * assert.equal(addressBytes({ hostname: "::1", port: 1 }), 19);
+ * assert.equal(addressBytes({ hostname: "127.0.0.1", port: 1 }), 7);
  * ```
  */
 export function addressBytes(address: Address): number {
@@ -316,10 +330,14 @@ export function addressBytes(address: Address): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeAddress } from "./address.ts";
  * const bytes = new Uint8Array(19);
- * writeAddress(new DataView(bytes.buffer), 0, { hostname: "::1", port: 40000 });
- * console.log(bytes[15], bytes[16]); // 1 0
+ * const end = writeAddress(new DataView(bytes.buffer), 0, { hostname: "::1", port: 40000 });
+ * assert.equal(end, 19);
+ * assert.equal(bytes[0], 2); // IPv6
+ * // The last group (1), then the port (40000), each little-endian:
+ * assert.deepEqual(bytes.subarray(15), new Uint8Array([1, 0, 0x40, 0x9c]));
  * ```
  */
 export function writeAddress(
@@ -363,9 +381,13 @@ export function writeAddress(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readAddress } from "./address.ts";
  * const bytes = new Uint8Array([1, 127, 0, 0, 1, 0x40, 0x9c]);
- * console.log(readAddress(new DataView(bytes.buffer), 0)?.address); // { hostname: "127.0.0.1", port: 40000 }
+ * assert.deepEqual(readAddress(new DataView(bytes.buffer), 0), {
+ *   address: { hostname: "127.0.0.1", port: 40000 },
+ *   offset: 7,
+ * });
  * ```
  */
 export function readAddress(

@@ -16,11 +16,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateCertificate } from "./certificate.ts";
  *
  * const certificate = await generateCertificate();
- * console.log(certificate.hash.length); // 32
- * console.log(certificate.certificate.startsWith("-----BEGIN CERTIFICATE-----")); // true
+ * assert.equal(certificate.hash.length, 32); // SHA-256, for serverCertificateHashes
+ * assert.ok(certificate.certificate.startsWith("-----BEGIN CERTIFICATE-----"));
  * ```
  *
  * @module
@@ -165,10 +166,13 @@ async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateCertificate } from "./certificate.ts";
  *
- * const certificate = await generateCertificate({ validitySeconds: 86400 });
- * console.log(certificate.notAfter - certificate.notBefore); // 86460
+ * const now = 1_800_000_000; // unix seconds; Date.now() / 1000 by default
+ * const certificate = await generateCertificate({ validitySeconds: 86400, now });
+ * assert.equal(certificate.notBefore, now - 60); // a minute early, for clocks running behind
+ * assert.equal(certificate.notAfter, now + 86400);
  * ```
  */
 export async function generateCertificate(
@@ -292,11 +296,13 @@ export async function generateCertificate(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateCertificate, readCertificate } from "./certificate.ts";
  *
  * const made = await generateCertificate();
  * const read = await readCertificate(made.certificate, made.privateKey);
- * console.log(read.hash.join() === made.hash.join()); // true
+ * assert.deepEqual(read.hash, made.hash);
+ * assert.equal(read.notAfter, made.notAfter);
  * ```
  */
 export async function readCertificate(

@@ -138,8 +138,9 @@ const STATE_NAMES: Record<number, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientState, clientStateName } from "./client.ts";
- * console.log(clientStateName(ClientState.CONNECTED)); // connected
+ * assert.equal(clientStateName(ClientState.CONNECTED), "connected");
  * ```
  */
 export function clientStateName(state: ClientState): string {
@@ -156,9 +157,10 @@ export function clientStateName(state: ClientState): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientState, isError } from "./client.ts";
- * console.log(isError(ClientState.CONNECTION_DENIED)); // true
- * console.log(isError(ClientState.DISCONNECTED)); // false
+ * assert.equal(isError(ClientState.CONNECTION_DENIED), true);
+ * assert.equal(isError(ClientState.DISCONNECTED), false);
  * ```
  */
 export function isError(state: ClientState): boolean {
@@ -176,9 +178,10 @@ export function isError(state: ClientState): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientState, isConnecting } from "./client.ts";
- * console.log(isConnecting(ClientState.SENDING_CONNECTION_RESPONSE)); // true
- * console.log(isConnecting(ClientState.CONNECTED)); // false
+ * assert.equal(isConnecting(ClientState.SENDING_CONNECTION_RESPONSE), true);
+ * assert.equal(isConnecting(ClientState.CONNECTED), false);
  * ```
  */
 export function isConnecting(state: ClientState): boolean {
@@ -196,9 +199,10 @@ export function isConnecting(state: ClientState): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientState, isDisconnected } from "./client.ts";
- * console.log(isDisconnected(ClientState.CONNECTION_TIMED_OUT)); // true
- * console.log(isDisconnected(ClientState.SENDING_CONNECTION_REQUEST)); // false
+ * assert.equal(isDisconnected(ClientState.CONNECTION_TIMED_OUT), true);
+ * assert.equal(isDisconnected(ClientState.SENDING_CONNECTION_REQUEST), false);
  * ```
  */
 export function isDisconnected(state: ClientState): boolean {
@@ -235,14 +239,21 @@ export function isDisconnected(state: ClientState): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CLIENT_DROP_REASONS, createClient } from "./client.ts";
  * import { createNetworkSimulator } from "./simulator.ts";
  *
  * const network = createNetworkSimulator();
  * using client = createClient({ socket: network.createSocket("127.0.0.1:50000") });
+ * // A stray datagram, while the client is not connected to any server:
+ * using stranger = network.createSocket("127.0.0.1:60000");
+ * stranger.send(new Uint8Array([0]), { hostname: "127.0.0.1", port: 50000 });
+ * network.update(1);
+ * client.update(1);
  * for (const reason of CLIENT_DROP_REASONS) {
  *   if (client.stats.dropped[reason] > 0) console.log(reason, client.stats.dropped[reason]);
  * }
+ * assert.equal(client.stats.dropped.wrongState, 1);
  * ```
  */
 export const CLIENT_DROP_REASONS = [
@@ -983,12 +994,14 @@ function closeClient(c: ClientRecord): Promise<void> {
  *
  * @example
  * ```ts
- * import { createClient } from "./client.ts";
+ * import assert from "node:assert/strict";
+ * import { ClientState, createClient } from "./client.ts";
  * import { createNetworkSimulator } from "./simulator.ts";
  *
  * const network = createNetworkSimulator();
  * using client = createClient({ socket: network.createSocket("127.0.0.1:50000") });
- * console.log(client.stateName); // disconnected
+ * assert.equal(client.state, ClientState.DISCONNECTED);
+ * assert.equal(client.stateName, "disconnected");
  * ```
  */
 export function createClient(options: ClientOptions = {}): Client {

@@ -33,6 +33,7 @@
  *
  * @example Connect a client and echo a payload, on the simulator
  * ```ts
+ * import assert from "node:assert/strict";
  * import {
  *   ClientState,
  *   createClient,
@@ -75,7 +76,8 @@
  *   }
  *   echoed = client.receive();
  * }
- * console.log(echoed); // Uint8Array(3) [ 1, 2, 3 ]
+ * assert.equal(client.state, ClientState.CONNECTED);
+ * assert.deepEqual(echoed, new Uint8Array([1, 2, 3]));
  * ```
  *
  * @module

@@ -9,26 +9,44 @@
  *
  * @example An echo server on the in-memory simulator
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { createClient } from "./client.ts";
  * import { generateKey } from "./crypto.ts";
  * import { createNetworkSimulator } from "./simulator.ts";
  * import { createServer } from "./server.ts";
+ * import { generateConnectToken } from "./token.ts";
  *
+ * const protocolId = 0x1122334455667788n;
+ * const privateKey = generateKey();
  * const network = createNetworkSimulator();
  * using server = createServer({
  *   address: "127.0.0.1:40000",
- *   protocolId: 0x1122334455667788n,
- *   privateKey: generateKey(),
+ *   protocolId,
+ *   privateKey,
  *   socket: network.createSocket("127.0.0.1:40000"),
  *   onConnect: (index) => console.log("client", index, "connected"),
  * });
- * for (let tick = 0; tick < 3; tick++) {
+ *
+ * // A player, with a connect token from the backend.
+ * using client = createClient({ socket: network.createSocket("127.0.0.1:50000") });
+ * client.connect(generateConnectToken({
+ *   serverAddresses: ["127.0.0.1:40000"],
+ *   clientId: 42n,
+ *   protocolId,
+ *   privateKey,
+ * }));
+ *
+ * for (let tick = 0; tick < 60; tick++) {
  *   const now = tick / 60;
  *   network.update(now);
+ *   client.update(now);
  *   server.update(now);
  *   for (let i = 0; i < server.maxClients; i++) {
  *     for (let p = server.receive(i); p; p = server.receive(i)) server.send(i, p);
  *   }
  * }
+ * assert.deepEqual(server.connectedClients(), [0]);
+ * assert.equal(server.clientId(0), 42n);
  * ```
  *
  * @module

@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createNetworkSimulator } from "./simulator.ts";
  *
  * const network = createNetworkSimulator({ latencyMs: 50 });
@@ -20,9 +21,11 @@
  *
  * client.send(new Uint8Array([1, 2, 3]), server.address);
  * network.update(0.04);
- * console.log(server.poll()); // undefined: still in flight
+ * assert.equal(server.poll(), undefined); // still in flight
  * network.update(0.05);
- * console.log(server.poll()?.from); // { hostname: "10.0.0.2", port: 49152 }
+ * const datagram = server.poll();
+ * assert.deepEqual(datagram?.data, new Uint8Array([1, 2, 3]));
+ * assert.deepEqual(datagram?.from, { hostname: "10.0.0.2", port: 49152 });
  * ```
  *
  * @module
@@ -51,11 +54,13 @@ const TIME_EPSILON = 1e-9;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createRandom } from "./simulator.ts";
  *
  * const random = createRandom(42);
  * const roll = Math.floor(random() * 6) + 1; // 1..6
- * console.log(roll === Math.floor(createRandom(42)() * 6) + 1); // true
+ * assert.ok(roll >= 1 && roll <= 6);
+ * assert.equal(Math.floor(createRandom(42)() * 6) + 1, roll); // same seed, same roll
  * ```
  */
 export function createRandom(seed: number): () => number {
@@ -275,6 +280,7 @@ function checkInteger(name: string, value: number, max: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createNetworkSimulator } from "./simulator.ts";
  *
  * const network = createNetworkSimulator({
@@ -290,7 +296,10 @@ function checkInteger(name: string, value: number, max: number): number {
  * network.update(1);
  * let received = 0;
  * while (a.poll()) received++;
- * console.log(received === network.stats.delivered); // true
+ * const { delivered, lost, duplicated, inFlight } = network.stats;
+ * assert.equal(received, delivered);
+ * assert.equal(inFlight, 0); // 100 ± 20 ms: all arrived within the second
+ * assert.equal(delivered, 100 - lost + duplicated);
  * ```
  */
 export function createNetworkSimulator(

@@ -8,10 +8,11 @@
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { listenUdp } from "./socket.ts";
  *
  * using socket = listenUdp({ hostname: "127.0.0.1", port: 0 });
- * console.log(socket.address.port > 0); // true
+ * assert.ok(socket.address.port > 0); // the port the system picked
  * ```
  *
  * @module
@@ -483,12 +484,12 @@ export interface MultiSocket extends DatagramSocket {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkDatagramSocket } from "./socket.ts";
- * try {
- *   checkDatagramSocket({}, "create server");
- * } catch (error) {
- *   console.log((error as Error).message); // Cannot create server: the socket has no address, send, poll and close
- * }
+ * assert.throws(() => checkDatagramSocket({}, "create server"), {
+ *   name: "TypeError",
+ *   message: "Cannot create server: the socket has no address, send, poll and close",
+ * });
  * ```
  */
 export function checkDatagramSocket(
@@ -524,12 +525,14 @@ export function checkDatagramSocket(
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { createMultiSocket, listenUdp } from "./socket.ts";
  *
  * using socket = createMultiSocket([
- *   listenUdp({ hostname: "0.0.0.0", port: 40000 }),
- *   listenUdp({ hostname: "::", port: 40000 }),
+ *   listenUdp({ hostname: "127.0.0.1", port: 40000 }),
+ *   listenUdp({ hostname: "::1", port: 40000 }),
  * ]);
+ * assert.deepEqual(socket.address, { hostname: "127.0.0.1", port: 40000 }); // the first socket's
  * socket.send(new Uint8Array([1]), { hostname: "::1", port: 50000 }); // via the IPv6 socket
  * ```
  */

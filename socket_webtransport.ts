@@ -12,12 +12,13 @@
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { generateCertificate } from "./certificate.ts";
  * import { listenWebTransport } from "./socket_webtransport.ts";
  *
  * const certificate = await generateCertificate();
  * using socket = listenWebTransport({ address: "127.0.0.1:40001", certificate });
- * console.log(socket.url); // https://127.0.0.1:40001/netcode
+ * assert.equal(socket.url, "https://127.0.0.1:40001/netcode"); // what browsers connect to
  * ```
  *
  * @module
@@ -177,6 +178,7 @@ interface Session {
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { generateCertificate } from "./certificate.ts";
  * import { listenWebTransport } from "./socket_webtransport.ts";
  *
@@ -184,7 +186,7 @@ interface Session {
  *   address: "127.0.0.1:0",
  *   certificate: await generateCertificate(),
  * });
- * console.log(socket.address.port > 0); // true
+ * assert.ok(socket.address.port > 0); // the port the system picked
  * ```
  */
 export function listenWebTransport(

@@ -10,6 +10,7 @@
  *
  * @example Generate a token and read its public part
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import { generateConnectToken, readConnectToken } from "./token.ts";
  *
@@ -21,7 +22,8 @@
  *   privateKey,
  * });
  * const token = readConnectToken(bytes);
- * console.log(bytes.length, token?.serverAddresses); // 2048 [ { hostname: "127.0.0.1", port: 40000 } ]
+ * assert.equal(bytes.length, 2048);
+ * assert.deepEqual(token?.serverAddresses, [{ hostname: "127.0.0.1", port: 40000 }]);
  * ```
  *
  * @module
@@ -291,6 +293,7 @@ function tokenAdditionalData(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writePrivateConnectToken } from "./token.ts";
  * const bytes = writePrivateConnectToken({
  *   clientId: 1n,
@@ -300,7 +303,7 @@ function tokenAdditionalData(
  *   serverToClientKey: new Uint8Array(32),
  *   userData: new Uint8Array(256),
  * });
- * console.log(bytes.length); // 1024
+ * assert.equal(bytes.length, 1024);
  * ```
  */
 export function writePrivateConnectToken(
@@ -337,9 +340,16 @@ export function writePrivateConnectToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
- * import { encryptPrivateConnectToken } from "./token.ts";
- * encryptPrivateConnectToken(new Uint8Array(1024), 1n, 2000000000n, new Uint8Array(24), generateKey());
+ * import { decryptPrivateConnectToken, encryptPrivateConnectToken } from "./token.ts";
+ * const key = generateKey();
+ * const nonce = new Uint8Array(24);
+ * const buffer = new Uint8Array(1024); // from writePrivateConnectToken
+ * encryptPrivateConnectToken(buffer, 1n, 2000000000n, nonce, key);
+ * // The expire timestamp is authenticated: only the right one decrypts.
+ * assert.equal(decryptPrivateConnectToken(buffer, 1n, 2000000001n, nonce, key), false);
+ * assert.equal(decryptPrivateConnectToken(buffer, 1n, 2000000000n, nonce, key), true);
  * ```
  */
 export function encryptPrivateConnectToken(
@@ -377,9 +387,11 @@ export function encryptPrivateConnectToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import { decryptPrivateConnectToken } from "./token.ts";
- * console.log(decryptPrivateConnectToken(new Uint8Array(1024), 1n, 2n, new Uint8Array(24), generateKey())); // false
+ * const forged = new Uint8Array(1024); // not encrypted under this key
+ * assert.equal(decryptPrivateConnectToken(forged, 1n, 2n, new Uint8Array(24), generateKey()), false);
  * ```
  */
 export function decryptPrivateConnectToken(
@@ -415,8 +427,9 @@ export function decryptPrivateConnectToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readPrivateConnectToken } from "./token.ts";
- * console.log(readPrivateConnectToken(new Uint8Array(1024))); // undefined (no addresses)
+ * assert.equal(readPrivateConnectToken(new Uint8Array(1024)), undefined); // no addresses
  * ```
  */
 export function readPrivateConnectToken(
@@ -456,6 +469,7 @@ export function readPrivateConnectToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeConnectToken } from "./token.ts";
  * const bytes = writeConnectToken({
  *   protocolId: 1n,
@@ -468,7 +482,7 @@ export function readPrivateConnectToken(
  *   clientToServerKey: new Uint8Array(32),
  *   serverToClientKey: new Uint8Array(32),
  * });
- * console.log(bytes.length); // 2048
+ * assert.equal(bytes.length, 2048);
  * ```
  */
 export function writeConnectToken(token: ConnectToken): Uint8Array {
@@ -527,8 +541,9 @@ export function writeConnectToken(token: ConnectToken): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readConnectToken } from "./token.ts";
- * console.log(readConnectToken(new Uint8Array(2048))); // undefined
+ * assert.equal(readConnectToken(new Uint8Array(2048)), undefined); // no version info
  * ```
  */
 export function readConnectToken(bytes: Uint8Array): ConnectToken | undefined {
@@ -581,8 +596,9 @@ export function readConnectToken(bytes: Uint8Array): ConnectToken | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
- * import { generateConnectToken } from "./token.ts";
+ * import { generateConnectToken, readConnectToken } from "./token.ts";
  * const token = generateConnectToken({
  *   serverAddresses: ["127.0.0.1:40000", "[::1]:40000"],
  *   clientId: 1n,
@@ -591,6 +607,11 @@ export function readConnectToken(bytes: Uint8Array): ConnectToken | undefined {
  *   expireSeconds: 30,
  *   timeoutSeconds: 5,
  * });
+ * assert.equal(token.length, 2048);
+ * const read = readConnectToken(token); // the public part, as the client sees it
+ * assert.ok(read);
+ * assert.equal(read.expireTimestamp - read.createTimestamp, 30n);
+ * assert.equal(read.timeoutSeconds, 5);
  * ```
  */
 export function generateConnectToken(
@@ -708,8 +729,10 @@ export function generateConnectToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeChallengeToken } from "./token.ts";
- * console.log(writeChallengeToken({ clientId: 1n, userData: new Uint8Array(256) }).length); // 300
+ * const bytes = writeChallengeToken({ clientId: 1n, userData: new Uint8Array(256) });
+ * assert.equal(bytes.length, 300);
  * ```
  */
 export function writeChallengeToken(token: ChallengeToken): Uint8Array {
@@ -733,9 +756,15 @@ export function writeChallengeToken(token: ChallengeToken): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
- * import { encryptChallengeToken } from "./token.ts";
- * encryptChallengeToken(new Uint8Array(300), 0, generateKey());
+ * import { decryptChallengeToken, encryptChallengeToken } from "./token.ts";
+ * const key = generateKey();
+ * const buffer = new Uint8Array(300); // from writeChallengeToken
+ * encryptChallengeToken(buffer, 7, key);
+ * // The nonce comes from the sequence: only the same one decrypts.
+ * assert.equal(decryptChallengeToken(buffer, 8, key), false);
+ * assert.equal(decryptChallengeToken(buffer, 7, key), true);
  * ```
  */
 export function encryptChallengeToken(
@@ -769,9 +798,10 @@ export function encryptChallengeToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import { decryptChallengeToken } from "./token.ts";
- * console.log(decryptChallengeToken(new Uint8Array(300), 0, generateKey())); // false
+ * assert.equal(decryptChallengeToken(new Uint8Array(300), 0, generateKey()), false);
  * ```
  */
 export function decryptChallengeToken(
@@ -804,8 +834,10 @@ export function decryptChallengeToken(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readChallengeToken } from "./token.ts";
- * console.log(readChallengeToken(new Uint8Array(300))?.clientId); // 0n
+ * assert.equal(readChallengeToken(new Uint8Array(300))?.clientId, 0n);
+ * assert.equal(readChallengeToken(new Uint8Array(100)), undefined); // too short
  * ```
  */
 export function readChallengeToken(
