@@ -10,6 +10,7 @@
  *
  * @example Encrypt and decrypt in place
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chachaEncrypt, chachaDecrypt, generateKey, MAC_BYTES } from "./crypto.ts";
  *
  * const key = generateKey();
@@ -18,7 +19,8 @@
  * buffer.set([1, 2, 3, 4, 5]);
  * chachaEncrypt(buffer, 0, 5, new Uint8Array(0), 0, nonce, key, buffer, 0);
  * const ok = chachaDecrypt(buffer, 0, 5 + MAC_BYTES, new Uint8Array(0), 0, nonce, key, buffer, 0);
- * console.log(ok, buffer.subarray(0, 5)); // true Uint8Array(5) [1, 2, 3, 4, 5]
+ * assert.equal(ok, true);
+ * assert.deepEqual(buffer.subarray(0, 5), new Uint8Array([1, 2, 3, 4, 5]));
  * ```
  *
  * @module
@@ -151,9 +153,10 @@ let backend: AeadBackend = wasmBackend;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aeadBackend, setAeadBackend } from "./crypto.ts";
  * setAeadBackend(undefined);
- * console.log(aeadBackend().name); // wasm
+ * assert.equal(aeadBackend().name, "wasm");
  * ```
  */
 export function setAeadBackend(next?: AeadBackend): void {
@@ -188,8 +191,9 @@ export function setAeadBackend(next?: AeadBackend): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aeadBackend } from "./crypto.ts";
- * console.log(aeadBackend().name); // wasm
+ * assert.equal(aeadBackend().name, "wasm"); // the default
  * ```
  */
 export function aeadBackend(): AeadBackend {
@@ -313,9 +317,15 @@ function decrypt(
  *
  * @example
  * ```ts
- * import { chachaEncrypt, generateKey } from "./crypto.ts";
+ * import assert from "node:assert/strict";
+ * import { chachaDecrypt, chachaEncrypt, generateKey } from "./crypto.ts";
+ * const key = generateKey();
+ * const nonce = new Uint8Array(12);
  * const out = new Uint8Array(3 + 16);
- * chachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, new Uint8Array(12), generateKey(), out, 0);
+ * chachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, nonce, key, out, 0);
+ * const plain = new Uint8Array(3);
+ * assert.ok(chachaDecrypt(out, 0, out.length, new Uint8Array(0), 0, nonce, key, plain, 0));
+ * assert.deepEqual(plain, new Uint8Array([1, 2, 3]));
  * ```
  */
 export function chachaEncrypt(
@@ -363,10 +373,11 @@ export function chachaEncrypt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chachaDecrypt, generateKey } from "./crypto.ts";
  * const forged = new Uint8Array(19);
  * const ok = chachaDecrypt(forged, 0, 19, new Uint8Array(0), 0, new Uint8Array(12), generateKey(), forged, 0);
- * console.log(ok); // false
+ * assert.equal(ok, false);
  * ```
  */
 export function chachaDecrypt(
@@ -411,9 +422,15 @@ export function chachaDecrypt(
  *
  * @example
  * ```ts
- * import { xchachaEncrypt, generateKey } from "./crypto.ts";
+ * import assert from "node:assert/strict";
+ * import { generateKey, xchachaDecrypt, xchachaEncrypt } from "./crypto.ts";
+ * const key = generateKey();
+ * const nonce = new Uint8Array(24);
  * const out = new Uint8Array(3 + 16);
- * xchachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, new Uint8Array(24), generateKey(), out, 0);
+ * xchachaEncrypt(new Uint8Array([1, 2, 3]), 0, 3, new Uint8Array(0), 0, nonce, key, out, 0);
+ * const plain = new Uint8Array(3);
+ * assert.ok(xchachaDecrypt(out, 0, out.length, new Uint8Array(0), 0, nonce, key, plain, 0));
+ * assert.deepEqual(plain, new Uint8Array([1, 2, 3]));
  * ```
  */
 export function xchachaEncrypt(
@@ -459,9 +476,10 @@ export function xchachaEncrypt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { xchachaDecrypt, generateKey } from "./crypto.ts";
  * const forged = new Uint8Array(19);
- * console.log(xchachaDecrypt(forged, 0, 19, new Uint8Array(0), 0, new Uint8Array(24), generateKey(), forged, 0)); // false
+ * assert.equal(xchachaDecrypt(forged, 0, 19, new Uint8Array(0), 0, new Uint8Array(24), generateKey(), forged, 0), false);
  * ```
  */
 export function xchachaDecrypt(
@@ -497,8 +515,11 @@ export function xchachaDecrypt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { randomBytes } from "./crypto.ts";
- * const nonce = randomBytes(new Uint8Array(24));
+ * const buffer = new Uint8Array(24);
+ * const nonce = randomBytes(buffer);
+ * assert.equal(nonce, buffer); // filled in place
  * ```
  */
 export function randomBytes(buffer: Uint8Array): Uint8Array {
@@ -526,9 +547,10 @@ export function randomBytes(buffer: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * const privateKey = generateKey();
- * console.log(privateKey.length); // 32
+ * assert.equal(privateKey.length, 32);
  * ```
  */
 export function generateKey(): Uint8Array {
@@ -606,8 +628,12 @@ function hexDigit(code: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkKey } from "./crypto.ts";
- * checkKey(new Uint8Array(32), "private key");
+ * const key = new Uint8Array(32);
+ * assert.equal(checkKey(key, "private key"), key);
+ * assert.throws(() => checkKey(new Uint8Array(16), "private key"), RangeError);
+ * assert.throws(() => checkKey("key", "private key"), TypeError);
  * ```
  */
 export function checkKey(key: unknown, what: string): Uint8Array {

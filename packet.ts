@@ -13,6 +13,7 @@
  *
  * @example Write and read a payload packet
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import {
  *   CONNECTION_PAYLOAD_PACKET,
@@ -31,9 +32,8 @@
  *   readKey: key,
  *   allowedPackets: packetTypeMask(CONNECTION_PAYLOAD_PACKET),
  * });
- * if (typeof packet !== "number" && packet.type === CONNECTION_PAYLOAD_PACKET) {
- *   console.log(packet.payload); // Uint8Array(3) [1, 2, 3]
- * }
+ * assert.ok(typeof packet !== "number" && packet.type === CONNECTION_PAYLOAD_PACKET);
+ * assert.deepEqual(packet.payload, new Uint8Array([1, 2, 3]));
  * ```
  *
  * @module
@@ -180,8 +180,9 @@ export type PacketTypeCounters = Record<
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createPacketTypeCounters } from "./packet.ts";
- * console.log(createPacketTypeCounters().payload); // 0
+ * assert.equal(createPacketTypeCounters().payload, 0);
  * ```
  */
 export function createPacketTypeCounters(): PacketTypeCounters {
@@ -311,8 +312,9 @@ export interface ReadPacketOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CONNECTION_KEEP_ALIVE_PACKET, CONNECTION_PAYLOAD_PACKET, packetTypeMask } from "./packet.ts";
- * console.log(packetTypeMask(CONNECTION_KEEP_ALIVE_PACKET, CONNECTION_PAYLOAD_PACKET)); // 48
+ * assert.equal(packetTypeMask(CONNECTION_KEEP_ALIVE_PACKET, CONNECTION_PAYLOAD_PACKET), 0b110000);
  * ```
  */
 export function packetTypeMask(...types: number[]): number {
@@ -398,8 +400,11 @@ function bytesOf32(value: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sequenceBytesRequired } from "./packet.ts";
- * console.log(sequenceBytesRequired(0), sequenceBytesRequired(256), sequenceBytesRequired(2n ** 63n)); // 1 2 8
+ * assert.equal(sequenceBytesRequired(0), 1);
+ * assert.equal(sequenceBytesRequired(256), 2);
+ * assert.equal(sequenceBytesRequired(2n ** 63n), 8);
  * ```
  */
 export function sequenceBytesRequired(sequence: Sequence): number {
@@ -548,8 +553,12 @@ function setNonce(low: number, high: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeSequenceNonce } from "./packet.ts";
- * console.log(writeSequenceNonce(new Uint8Array(12), 1)); // Uint8Array(12) [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+ * assert.deepEqual(
+ *   writeSequenceNonce(new Uint8Array(12), 1),
+ *   new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+ * );
  * ```
  */
 export function writeSequenceNonce(
@@ -608,15 +617,18 @@ function checkOut(out: Uint8Array, bytes: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeConnectionRequestPacket } from "./packet.ts";
  * const out = new Uint8Array(1078);
- * writeConnectionRequestPacket(out, {
+ * const bytes = writeConnectionRequestPacket(out, {
  *   type: 0,
  *   protocolId: 1n,
  *   expireTimestamp: 2000000000n,
  *   nonce: new Uint8Array(24),
  *   encryptedPrivateToken: new Uint8Array(1024),
  * });
+ * assert.equal(bytes, 1078);
+ * assert.equal(out[0], 0); // the packet type
  * ```
  */
 export function writeConnectionRequestPacket(
@@ -734,11 +746,12 @@ function sealPacket(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import { writePayloadPacket } from "./packet.ts";
  * const out = new Uint8Array(1300);
  * const bytes = writePayloadPacket(out, 7, generateKey(), 1n, new Uint8Array(100));
- * console.log(bytes); // 118
+ * assert.equal(bytes, 118);
  * ```
  */
 export function writePayloadPacket(
@@ -782,11 +795,12 @@ export function writePayloadPacket(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { generateKey } from "./crypto.ts";
  * import { writePacket } from "./packet.ts";
  * const out = new Uint8Array(1300);
  * const bytes = writePacket(out, { type: 4, clientIndex: 3, maxClients: 64 }, 1000, generateKey(), 1n);
- * console.log(bytes); // 27
+ * assert.equal(bytes, 27);
  * ```
  */
 export function writePacket(
@@ -899,8 +913,9 @@ export interface ReplayProtection {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createReplayProtection, replayAlreadyReceived } from "./packet.ts";
- * console.log(replayAlreadyReceived(createReplayProtection(), 5)); // false
+ * assert.equal(replayAlreadyReceived(createReplayProtection(), 5), false);
  * ```
  */
 export function createReplayProtection(): ReplayProtection {
@@ -918,9 +933,12 @@ export function createReplayProtection(): ReplayProtection {
  *
  * @example
  * ```ts
- * import { createReplayProtection, resetReplayProtection } from "./packet.ts";
+ * import assert from "node:assert/strict";
+ * import { createReplayProtection, replayAdvance, replayAlreadyReceived, resetReplayProtection } from "./packet.ts";
  * const replay = createReplayProtection();
+ * replayAdvance(replay, 5);
  * resetReplayProtection(replay);
+ * assert.equal(replayAlreadyReceived(replay, 5), false);
  * ```
  */
 export function resetReplayProtection(replay: ReplayProtection): void {
@@ -981,10 +999,13 @@ function advance(replay: ReplayProtection, low: number, high: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createReplayProtection, replayAdvance, replayAlreadyReceived } from "./packet.ts";
  * const replay = createReplayProtection();
  * replayAdvance(replay, 1000);
- * console.log(replayAlreadyReceived(replay, 1000), replayAlreadyReceived(replay, 744)); // true true
+ * assert.equal(replayAlreadyReceived(replay, 1000), true); // already received
+ * assert.equal(replayAlreadyReceived(replay, 744), true); // 256 behind: too old
+ * assert.equal(replayAlreadyReceived(replay, 745), false);
  * ```
  */
 export function replayAlreadyReceived(
@@ -1007,8 +1028,11 @@ export function replayAlreadyReceived(
  *
  * @example
  * ```ts
- * import { createReplayProtection, replayAdvance } from "./packet.ts";
- * replayAdvance(createReplayProtection(), 2n ** 64n - 1n);
+ * import assert from "node:assert/strict";
+ * import { createReplayProtection, replayAdvance, replayAlreadyReceived } from "./packet.ts";
+ * const replay = createReplayProtection();
+ * replayAdvance(replay, 2n ** 64n - 1n); // the largest sequence
+ * assert.equal(replayAlreadyReceived(replay, 2n ** 64n - 1n), true);
  * ```
  */
 export function replayAdvance(
@@ -1161,9 +1185,12 @@ function readConnectionRequest(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ALL_PACKET_TYPES, PacketDropReason, readPacket } from "./packet.ts";
- * const result = readPacket(new Uint8Array(10), { protocolId: 1n, allowedPackets: ALL_PACKET_TYPES });
- * console.log(result === PacketDropReason.TOO_SMALL); // true
+ * const options = { protocolId: 1n, allowedPackets: ALL_PACKET_TYPES };
+ * assert.equal(readPacket(new Uint8Array(0), options), PacketDropReason.TOO_SMALL);
+ * // A first byte 0 is a connection request, which must be 1078 bytes.
+ * assert.equal(readPacket(new Uint8Array(10), options), PacketDropReason.BAD_LENGTH);
  * ```
  */
 export function readPacket(

@@ -311,9 +311,11 @@ export function useNativeSodium(options: LoadNativeSodiumOptions = {}): void {
  *
  * @example
  * ```ts
- * import { nativeSodiumUnavailable } from "./sodium_native.ts";
+ * import assert from "node:assert/strict";
+ * import { loadNativeSodium, nativeSodiumUnavailable } from "./sodium_native.ts";
  * const reason = nativeSodiumUnavailable();
- * console.log(reason === undefined ? "native libsodium available" : reason);
+ * if (reason === undefined) assert.equal(loadNativeSodium().name, "native");
+ * else assert.match(reason, /^Cannot load native libsodium/);
  * ```
  */
 export function nativeSodiumUnavailable(

@@ -11,7 +11,9 @@ import { assert, assertEquals } from "./_assert.ts";
 /** The entry points whose examples are checked. */
 const FILES = [
   "mod.ts",
+  "crypto.ts",
   "address.ts",
+  "packet.ts",
   "token.ts",
   "server.ts",
   "client.ts",
@@ -21,6 +23,7 @@ const FILES = [
   "socket_webtransport.ts",
   "certificate.ts",
   "browser.ts",
+  "sodium_native.ts",
 ];
 
 /**
@@ -45,6 +48,12 @@ const UNASSERTED: Record<string, string> = {
     "needs WebTransport (a browser) and a server holding that certificate",
   "browser.ts (module)":
     "needs WebTransport (a browser) and a server holding that certificate",
+  "sodium_native.ts (module)":
+    "loads the system's libsodium: needs --allow-ffi and libsodium installed",
+  "sodium_native.ts loadNativeSodium":
+    "opens libsodium at a fixed Debian x86-64 path: needs --allow-ffi and that file",
+  "sodium_native.ts useNativeSodium":
+    "loads the system's libsodium: needs --allow-ffi and libsodium installed",
 };
 
 interface Example {
