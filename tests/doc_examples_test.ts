@@ -24,6 +24,7 @@ const FILES = [
   "certificate.ts",
   "browser.ts",
   "sodium_native.ts",
+  "reliable.ts",
 ];
 
 /**
