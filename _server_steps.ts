@@ -42,6 +42,7 @@ import {
   MAX_PACKET_BYTES,
   MAX_PAYLOAD_BYTES,
   NUM_DISCONNECT_PACKETS,
+  PACKET_DROP_REASON_NAMES,
   PACKET_SEND_RATE,
   PACKET_TYPE_NAMES,
   PacketDropReason,
@@ -163,18 +164,7 @@ export type DisconnectReason =
  */
 export const SERVER_DROP_REASONS = [
   // The packet reader's, indexed by PacketDropReason.
-  "tooSmall",
-  "invalidType",
-  "typeNotAllowed",
-  "badLength",
-  "badVersionInfo",
-  "badProtocolId",
-  "tokenExpired",
-  "badSequenceBytes",
-  "noKey",
-  "replayed",
-  "decryptFailed",
-  "badSize",
+  ...PACKET_DROP_REASON_NAMES,
   // The server's own.
   "invalidToken",
   "serverAddressNotInToken",

@@ -56,6 +56,7 @@ import {
   MAX_PACKET_BYTES,
   MAX_PAYLOAD_BYTES,
   NUM_DISCONNECT_PACKETS,
+  PACKET_DROP_REASON_NAMES,
   PACKET_SEND_RATE,
   PACKET_TYPE_NAMES,
   type PacketDropReason,
@@ -258,18 +259,7 @@ export function isDisconnected(state: ClientState): boolean {
  */
 export const CLIENT_DROP_REASONS = [
   // The packet reader's, indexed by PacketDropReason.
-  "tooSmall",
-  "invalidType",
-  "typeNotAllowed",
-  "badLength",
-  "badVersionInfo",
-  "badProtocolId",
-  "tokenExpired",
-  "badSequenceBytes",
-  "noKey",
-  "replayed",
-  "decryptFailed",
-  "badSize",
+  ...PACKET_DROP_REASON_NAMES,
   // The client's own.
   "wrongAddress",
   "wrongState",

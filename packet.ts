@@ -146,7 +146,7 @@ export type PacketDropReason =
   typeof PacketDropReason[keyof typeof PacketDropReason];
 
 /** Names of the drop reasons, indexed by reason, for stats. */
-export const PACKET_DROP_REASON_NAMES: readonly string[] = [
+export const PACKET_DROP_REASON_NAMES = [
   "tooSmall",
   "invalidType",
   "typeNotAllowed",
@@ -159,7 +159,7 @@ export const PACKET_DROP_REASON_NAMES: readonly string[] = [
   "replayed",
   "decryptFailed",
   "badSize",
-];
+] as const;
 
 /** Counters by packet type name, as kept in server and client stats. */
 export type PacketTypeCounters = Record<

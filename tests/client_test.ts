@@ -157,7 +157,7 @@ Deno.test("isError(), isConnecting() and isDisconnected() classify every state",
 Deno.test("CLIENT_DROP_REASONS lists the packet reader's reasons in order, then the client's, and names every counter", () => {
   assertEquals(
     CLIENT_DROP_REASONS.slice(0, PACKET_DROP_REASON_NAMES.length),
-    PACKET_DROP_REASON_NAMES,
+    [...PACKET_DROP_REASON_NAMES],
   );
   assertEquals(CLIENT_DROP_REASONS.slice(PACKET_DROP_REASON_NAMES.length), [
     "wrongAddress",

@@ -112,7 +112,7 @@ function connect(
 Deno.test("SERVER_DROP_REASONS lists the packet reader's reasons in order, then the server's, and names every counter", () => {
   assertEquals(
     SERVER_DROP_REASONS.slice(0, PACKET_DROP_REASON_NAMES.length),
-    PACKET_DROP_REASON_NAMES,
+    [...PACKET_DROP_REASON_NAMES],
   );
   const { state } = serverState(1);
   assertEquals(Object.keys(state.stats.dropped), [...SERVER_DROP_REASONS]);
