@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Address, isIpv6 } from "./address.ts";
+import { type Address, isIpv6, writeAddress } from "./address.ts";
 
 /**
  * The `drops` count of the socket bound to `address`, from the text of
@@ -53,40 +53,30 @@ export function readKernelDrops(address: Address): number | undefined {
   }
 }
 
-/** The address as /proc/net writes it: 32-bit words in host (little-endian) order. */
+/**
+ * The address as /proc/net writes it: its octets in network order, read as
+ * 32-bit words in host (little-endian) order, in hex. The octets come from
+ * the connect-token encoding of `writeAddress`.
+ */
 function procAddress(address: Address): string {
-  const hex = (word: number) =>
-    (word >>> 0).toString(16).toUpperCase().padStart(8, "0");
-  const littleEndian = (bytes: number[]) =>
-    hex(bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] << 24));
-  if (!isIpv6(address)) {
-    return littleEndian(address.hostname.split(".").map(Number));
+  const bytes = new Uint8Array(19);
+  const view = new DataView(bytes.buffer);
+  writeAddress(view, 0, address);
+  const octets: number[] = [];
+  if (isIpv6(address)) {
+    // Eight groups, each u16 little-endian after the type byte.
+    for (let i = 0; i < 8; i++) {
+      const group = view.getUint16(1 + 2 * i, true);
+      octets.push(group >> 8, group & 255);
+    }
+  } else {
+    octets.push(...bytes.subarray(1, 5));
   }
-  const groups = expandIpv6(address.hostname);
   let text = "";
-  for (let word = 0; word < 4; word++) {
-    const high = groups[word * 2], low = groups[word * 2 + 1];
-    text += littleEndian([high >> 8, high & 255, low >> 8, low & 255]);
+  for (let i = 0; i < octets.length; i += 4) {
+    const word = octets[i] | (octets[i + 1] << 8) | (octets[i + 2] << 16) |
+      (octets[i + 3] << 24);
+    text += (word >>> 0).toString(16).toUpperCase().padStart(8, "0");
   }
   return text;
-}
-
-/** The eight 16-bit groups of an IPv6 address (with `::` and a.b.c.d tails). */
-function expandIpv6(hostname: string): number[] {
-  let text = hostname;
-  const v4 = text.match(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number);
-    text = text.slice(0, v4.index) +
-      `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes("::") ? text.split("::") : [text, ""];
-  const parse = (part: string) =>
-    part === "" ? [] : part.split(":").map((group) => parseInt(group, 16));
-  const before = parse(head), after = parse(tail);
-  return [
-    ...before,
-    ...new Array(8 - before.length - after.length).fill(0),
-    ...after,
-  ];
 }
