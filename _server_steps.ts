@@ -594,15 +594,7 @@ export function processConnectionRequest(
     return;
   }
   if (slots.numConnected === slots.maxClients) {
-    sendGlobalPacket(
-      state,
-      { type: CONNECTION_DENIED_PACKET },
-      from,
-      token.serverToClientKey,
-    );
-    // The client gives up on denied: a challenge answered earlier must not
-    // connect it later (see processConnectionResponse).
-    removePendingConnection(state.pending, fromKey);
+    denyConnection(state, from, fromKey, token.serverToClientKey);
     return;
   }
   const expireTime = state.time +
@@ -676,16 +668,7 @@ export function processConnectionResponse(
   }
   const clientIndex = findFreeSlot(slots);
   if (clientIndex < 0) {
-    sendGlobalPacket(
-      state,
-      { type: CONNECTION_DENIED_PACKET },
-      from,
-      entry.sendKey,
-    );
-    // Unlike the reference, forget the pending connection: the denied
-    // client gives up, and a late copy of its response must not take a
-    // slot that frees up later and hold it until the timeout.
-    removePendingConnection(state.pending, fromKey);
+    denyConnection(state, from, fromKey, entry.sendKey);
     return;
   }
   removePendingConnection(state.pending, fromKey);
@@ -885,6 +868,22 @@ export function queuePayload(
   if (!pushPayload(state.slots.payloadQueues[clientIndex], payload, sequence)) {
     state.stats.dropped.receiveQueueFull++;
   }
+}
+
+/**
+ * Sends a connection denied packet and forgets the address's pending
+ * connection. Unlike the reference, which keeps it: the denied client gives
+ * up, and a challenge it answered earlier, or a late copy of its response,
+ * must not take a slot that frees up later and hold it until the timeout.
+ */
+function denyConnection(
+  state: ServerState,
+  to: Address,
+  toKey: string,
+  key: Uint8Array,
+): void {
+  sendGlobalPacket(state, { type: CONNECTION_DENIED_PACKET }, to, key);
+  removePendingConnection(state.pending, toKey);
 }
 
 /** Whether any of the token's server addresses is one of the server's. */
