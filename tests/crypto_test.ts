@@ -605,18 +605,41 @@ Deno.test("checkKey() accepts 32-byte Uint8Arrays only, naming what it checked",
   assertThrows(() => checkKey(undefined, "private key"), TypeError);
 });
 
-Deno.test("the sources load without this repository's deno.json, as from a checkout or git submodule", async () => {
-  // Another project imports the files by URL, with its own deno.json or
-  // none: a bare specifier that only this repository maps cannot resolve.
-  // The child runs with --no-config and --no-lock, from a directory outside
-  // the repository, on the npm packages already in Deno's cache.
-  const root = new URL("../", import.meta.url).href;
+/**
+ * Runs `source` as a script in a temporary directory outside the
+ * repository with --no-config and --no-lock, as another project importing
+ * these files by URL would (on the npm packages already in Deno's cache).
+ */
+async function runWithoutConfig(
+  source: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const directory = await Deno.makeTempDir({ prefix: "netcode_no_config_" });
   try {
     const script = `${directory}/main.ts`;
-    await Deno.writeTextFile(
-      script,
-      `import { generateKey, KEY_BYTES } from "${root}mod.ts";
+    await Deno.writeTextFile(script, source);
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", "--no-lock", "--quiet", "-A", script],
+      cwd: directory,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+    };
+  } finally {
+    await Deno.remove(directory, { recursive: true });
+  }
+}
+
+Deno.test("the sources load without this repository's deno.json, as from a checkout or git submodule", async () => {
+  // Another project imports the files by URL, with its own deno.json or
+  // none: a bare specifier that only this repository maps cannot resolve.
+  const root = new URL("../", import.meta.url).href;
+  const { code, stdout, stderr } = await runWithoutConfig(
+    `import { generateKey, KEY_BYTES } from "${root}mod.ts";
 import { chachaDecrypt, chachaEncrypt, MAC_BYTES } from "${root}crypto.ts";
 import {
   CONNECTION_PAYLOAD_PACKET,
@@ -644,24 +667,9 @@ const payload = typeof packet === "number" || packet.type !== CONNECTION_PAYLOAD
   : new TextDecoder().decode(packet.payload);
 console.log(key.length === KEY_BYTES, ok, new TextDecoder().decode(opened), payload);
 `,
-    );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", "--no-lock", "--quiet", "-A", script],
-      cwd: directory,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assertEquals(output.code, 0, stderr);
-    assertEquals(
-      new TextDecoder().decode(output.stdout),
-      "true true hello hello\n",
-      stderr,
-    );
-  } finally {
-    await Deno.remove(directory, { recursive: true });
-  }
+  );
+  assertEquals(code, 0, stderr);
+  assertEquals(stdout, "true true hello hello\n", stderr);
 });
 
 Deno.test("every entry point loads without this repository's deno.json", async () => {
@@ -669,35 +677,16 @@ Deno.test("every entry point loads without this repository's deno.json", async (
   const exports = JSON.parse(
     await Deno.readTextFile(new URL("deno.json", root)),
   ).exports as Record<string, string>;
-  const directory = await Deno.makeTempDir({ prefix: "netcode_no_config_" });
-  try {
-    const script = `${directory}/main.ts`;
-    const urls = Object.values(exports).map((path) => new URL(path, root).href);
-    await Deno.writeTextFile(
-      script,
-      `const urls = ${JSON.stringify(urls)};
+  const urls = Object.values(exports).map((path) => new URL(path, root).href);
+  const { code, stdout, stderr } = await runWithoutConfig(
+    `const urls = ${JSON.stringify(urls)};
 let names = 0;
 for (const url of urls) names += Object.keys(await import(url)).length;
 console.log(urls.length, names > 0);
 `,
-    );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", "--no-lock", "--quiet", "-A", script],
-      cwd: directory,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assertEquals(output.code, 0, stderr);
-    assertEquals(
-      new TextDecoder().decode(output.stdout),
-      `${urls.length} true\n`,
-      stderr,
-    );
-  } finally {
-    await Deno.remove(directory, { recursive: true });
-  }
+  );
+  assertEquals(code, 0, stderr);
+  assertEquals(stdout, `${urls.length} true\n`, stderr);
 });
 
 Deno.test("keyFromHex() reads 64 hex characters and refuses anything else without repeating it", () => {

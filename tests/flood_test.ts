@@ -5,11 +5,11 @@
 
 import { assert, assertEquals, assertGreater } from "./_assert.ts";
 import {
+  cheapJunkTick,
   connected,
   createWorld,
   tap,
   token,
-  UNIX_NOW,
   type World,
 } from "./_harness.ts";
 import { createRandom } from "../simulator.ts";
@@ -215,34 +215,9 @@ function connectDuringAttack(
 Deno.test("cheap junk (1-byte, short, wrong-size, wrong version or protocol id, expired) does not keep honest clients from connecting", () => {
   const world = createWorld({ maxQueue: MAX_QUEUE });
   const junk = world.network.createSocket("10.2.0.1:6666");
-  const valid = readConnectToken(token({ clientId: 999n }))!;
-  const request = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
-  writeConnectionRequestPacket(request, { type: 0, ...valid });
-  const wrongVersion = request.slice();
-  wrongVersion[9] ^= 1;
-  const wrongProtocol = request.slice();
-  wrongProtocol[14] ^= 1;
-  const expiredToken = readConnectToken(
-    token({ clientId: 998n, now: UNIX_NOW - 100, expireSeconds: 10 }),
-  )!;
-  const expired = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
-  writeConnectionRequestPacket(expired, { type: 0, ...expiredToken });
-  const kinds = [
-    new Uint8Array([0]),
-    request.subarray(0, 500),
-    request.subarray(0, CONNECTION_REQUEST_PACKET_BYTES - 1),
-    wrongVersion,
-    wrongProtocol,
-    expired,
-  ];
-  // 300 a tick at 60 Hz: 18,000 junk datagrams a second, 200 of them `00`.
-  const perTick = [200, 20, 20, 20, 20, 20];
+  const tick = cheapJunkTick();
   const { clients, echoed, ECHOES } = connectDuringAttack(world, 6, () => {
-    kinds.forEach((bytes, k) => {
-      for (let n = 0; n < perTick[k]; n++) {
-        junk.send(bytes, world.server.address);
-      }
-    });
+    for (const bytes of tick) junk.send(bytes, world.server.address);
   }, 1200);
   const dropped = world.server.stats.dropped;
   for (const client of clients) assert(connected(client), client.stateName);

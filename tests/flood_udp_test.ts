@@ -5,45 +5,21 @@
 // 300 junk datagrams ahead of them every tick.
 
 import { assert, assertEquals } from "./_assert.ts";
-import { PRIVATE_KEY, PROTOCOL_ID, token, UNIX_NOW } from "./_harness.ts";
+import {
+  cheapJunkTick,
+  PRIVATE_KEY,
+  PROTOCOL_ID,
+  token,
+  UNIX_NOW,
+} from "./_harness.ts";
 import { yieldToSockets } from "./_loopback.ts";
 import { formatAddress } from "../address.ts";
 import { ClientState, createClient } from "../client.ts";
-import {
-  CONNECTION_REQUEST_PACKET_BYTES,
-  writeConnectionRequestPacket,
-} from "../packet.ts";
 import { createServer } from "../server.ts";
 import { type DatagramSocket, listenUdp } from "../socket.ts";
 import { ffiTransportUnavailable, listenUdpFfi } from "../socket_ffi.ts";
-import { readConnectToken } from "../token.ts";
 
 const noFfi = ffiTransportUnavailable();
-
-function junkKinds(): Uint8Array[] {
-  const valid = readConnectToken(token({ clientId: 999n }))!;
-  const request = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
-  writeConnectionRequestPacket(request, { type: 0, ...valid });
-  const wrongVersion = request.slice();
-  wrongVersion[9] ^= 1;
-  const wrongProtocol = request.slice();
-  wrongProtocol[14] ^= 1;
-  const expired = new Uint8Array(CONNECTION_REQUEST_PACKET_BYTES);
-  writeConnectionRequestPacket(expired, {
-    type: 0,
-    ...readConnectToken(
-      token({ clientId: 998n, now: UNIX_NOW - 100, expireSeconds: 10 }),
-    )!,
-  });
-  return [
-    ...new Array(200).fill(new Uint8Array([0])),
-    ...new Array(20).fill(request.subarray(0, 500)),
-    ...new Array(20).fill(request.subarray(0, 1077)),
-    ...new Array(20).fill(wrongVersion),
-    ...new Array(20).fill(wrongProtocol),
-    ...new Array(20).fill(expired),
-  ];
-}
 
 for (
   const [transport, listen] of [
@@ -69,7 +45,7 @@ for (
         unixTime: () => UNIX_NOW,
       });
       const junk = listenUdp({ hostname: "127.0.0.1", port: 0 });
-      const kinds = junkKinds();
+      const kinds = cheapJunkTick();
       const clients: ReturnType<typeof createClient>[] = [];
       const echoed: number[] = [];
       let time = 0;

@@ -26,7 +26,8 @@
 
 import { parseArgs } from "node:util";
 import { formatAddress, parseAddress } from "../address.ts";
-import { generateKey } from "../crypto.ts";
+import { generateKey, keyFromHex } from "../crypto.ts";
+import { bytesToHex } from "./_load_common.ts";
 import {
   CONNECTION_REQUEST_PACKET_BYTES,
   writeConnectionRequestPacket,
@@ -60,7 +61,7 @@ const sources = Number(flags.sources);
 if (flags.attack !== undefined) {
   await attack(
     parseAddress(flags.attack),
-    Uint8Array.fromHex(flags["private-key"]!),
+    keyFromHex(flags["private-key"]!),
     Number(flags.seconds),
   );
   Deno.exit(0);
@@ -185,8 +186,7 @@ function rssKilobytes(pid: number): number {
   return Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN);
 }
 
-const keyHex = Array.from(generateKey(), (b) => b.toString(16).padStart(2, "0"))
-  .join("");
+const keyHex = bytesToHex(generateKey());
 const packets = Number(flags.packets);
 const server = spawn([
   "run",
