@@ -217,7 +217,6 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
     payloadsEchoed: 0,
     bytesEchoed: 0,
   };
-  const connectedSlots = new Set<number>();
   let echoedBySlot = new Float64Array(0);
   const startTime = performance.now();
 
@@ -242,7 +241,6 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
       socket,
       webTransport: options.webTransport,
       onConnect(index) {
-        connectedSlots.add(index);
         echoedBySlot[index] = 0;
         counters.connects++;
         log(
@@ -252,7 +250,6 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
         );
       },
       onDisconnect(index, reason) {
-        connectedSlots.delete(index);
         counters.disconnects[reason]++;
         log(
           `disconnect: client ${clientName(index)} in slot ${index}: ${
@@ -343,7 +340,7 @@ export function startEchoServer(options: EchoServerOptions): EchoServer {
 
   function tick(now: number): boolean {
     server.update(now);
-    for (const index of connectedSlots) {
+    for (const index of server.connectedClients()) {
       for (
         let payload = server.receive(index);
         payload !== undefined;
