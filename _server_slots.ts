@@ -15,6 +15,7 @@
  */
 
 import type { Address } from "./address.ts";
+import type { MessageConnection } from "./channel.ts";
 import {
   createReplayProtection,
   type ReplayProtection,
@@ -71,6 +72,8 @@ export interface ServerSlots {
   readonly replay: readonly ReplayProtection[];
   /** Payloads received from the client, waiting for `receive()`. */
   readonly payloadQueues: readonly PayloadQueue[];
+  /** The client's message channels, when the server has messages on. */
+  readonly messages: (MessageConnection | undefined)[];
   /** Connected slot by address key. */
   readonly byAddressKey: Map<string, number>;
   /** Connected slot by the `Address` object datagrams arrive with. */
@@ -98,6 +101,8 @@ export interface SlotConnection {
   readonly receiveKey?: Uint8Array;
   /** The token's timeout; with `address`. @default {0} */
   readonly timeoutSeconds?: number;
+  /** The client's message channels; with `address`, when on. @default {undefined} */
+  readonly messages?: MessageConnection;
 }
 
 /**
@@ -128,6 +133,7 @@ export function createServerSlots(maxClients: number): ServerSlots {
     userData: new Array(maxClients).fill(undefined),
     replay: Array.from({ length: maxClients }, createReplayProtection),
     payloadQueues: Array.from({ length: maxClients }, createPayloadQueue),
+    messages: new Array(maxClients).fill(undefined),
     byAddressKey: new Map(),
     byAddressObject: new Map(),
     byClientId: new Map(),
@@ -239,6 +245,7 @@ export function connectSlot(
   slots.addressObjects[clientIndex] = address;
   slots.sendKeys[clientIndex] = connection.sendKey;
   slots.receiveKeys[clientIndex] = connection.receiveKey;
+  slots.messages[clientIndex] = connection.messages;
   resetReplayProtection(slots.replay[clientIndex]);
   slots.byAddressKey.set(key, clientIndex);
   slots.byAddressObject.set(address, clientIndex);
@@ -281,6 +288,7 @@ export function resetSlot(slots: ServerSlots, clientIndex: number): void {
   slots.sendKeys[clientIndex] = undefined;
   slots.receiveKeys[clientIndex] = undefined;
   slots.userData[clientIndex] = undefined;
+  slots.messages[clientIndex] = undefined;
   resetReplayProtection(slots.replay[clientIndex]);
   const last = slots.connectedList[slots.numConnected - 1];
   const position = slots.listPosition[clientIndex];

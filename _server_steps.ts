@@ -71,6 +71,12 @@ import {
 } from "./token.ts";
 import { pushPayload } from "./_payload_queue.ts";
 import {
+  type ResolvedMessageConfig,
+  sendMessagePackets,
+  updateMessageConnection,
+} from "./channel.ts";
+import { createNetcodeMessageConnection, routePayload } from "./_messages.ts";
+import {
   addPendingConnection,
   clearPendingConnections,
   createPendingConnections,
@@ -160,7 +166,9 @@ export type DisconnectReason =
  * - `connectionRequestsShed`: a request past this update's budget;
  * - `redundantDisconnect`: a disconnect packet from an address whose
  *   client left in the last 2 seconds (a client sends 10; the first frees
- *   the slot), counted here instead of `typeNotAllowed`.
+ *   the slot), counted here instead of `typeNotAllowed`;
+ * - `invalidPayloadTag`: with `messages` on, a payload whose first byte is
+ *   neither the raw-payload nor the message-packet tag.
  */
 export const SERVER_DROP_REASONS = [
   // The packet reader's, indexed by PacketDropReason.
@@ -177,6 +185,7 @@ export const SERVER_DROP_REASONS = [
   "receiveQueueFull",
   "connectionRequestsShed",
   "redundantDisconnect",
+  "invalidPayloadTag",
 ] as const;
 
 /** A reason the server drops a datagram; see {@linkcode SERVER_DROP_REASONS}. */
@@ -222,6 +231,8 @@ export interface ServerConfig {
     payload: Uint8Array,
     sequence: number,
   ) => void;
+  /** Message channels for every network client, when on. */
+  readonly messages?: ResolvedMessageConfig;
 }
 
 /** Everything a server holds; the steps read and write it. */
@@ -260,6 +271,8 @@ export interface ServerState {
   readonly packetBuffer: Uint8Array;
   /** Views of `packetBuffer` by length, made once each. */
   readonly packetViews: (Uint8Array | undefined)[];
+  /** A raw payload with its tag in front, while messages are on. */
+  readonly taggedPayload: Uint8Array;
   /** The packet reader's options, updated per datagram. */
   readonly readOptions: ReadPacketOptions;
 }
@@ -309,6 +322,7 @@ export function createServerState(config: ServerConfig): ServerState {
     recentDisconnects: createRecentDisconnects(0),
     packetBuffer: new Uint8Array(MAX_PACKET_BYTES),
     packetViews: new Array(MAX_PACKET_BYTES + 1).fill(undefined),
+    taggedPayload: new Uint8Array(MAX_PAYLOAD_BYTES),
     readOptions: {
       protocolId: config.protocolId,
       allowedPackets: 0,
@@ -377,8 +391,10 @@ export function stopServer(state: ServerState): void {
  */
 export function updateServer(state: ServerState, now: number): void {
   state.time = now;
+  if (state.config.messages !== undefined) advanceMessages(state);
   receivePackets(state);
   if (!state.running) return;
+  if (state.config.messages !== undefined) sendMessages(state);
   sendKeepAlives(state);
   checkTimeouts(state);
   if (now - state.lastPendingSweep >= 1) {
@@ -543,11 +559,23 @@ export function processPacket(
       slots.lastReceiveTime[clientIndex] = state.time;
       slots.confirmed[clientIndex] = 1;
       return;
-    case CONNECTION_PAYLOAD_PACKET:
+    case CONNECTION_PAYLOAD_PACKET: {
       slots.lastReceiveTime[clientIndex] = state.time;
       slots.confirmed[clientIndex] = 1;
-      queuePayload(state, clientIndex, packet.payload, packet.sequence);
+      const messages = slots.messages[clientIndex];
+      if (messages === undefined) {
+        queuePayload(state, clientIndex, packet.payload, packet.sequence);
+      } else if (
+        !routePayload(
+          packet.payload,
+          messages,
+          (raw) => queuePayload(state, clientIndex, raw, packet.sequence),
+        )
+      ) {
+        stats.dropped.invalidPayloadTag++;
+      }
       return;
+    }
     case CONNECTION_DISCONNECT_PACKET:
       disconnectClient(state, clientIndex, false, "clientDisconnected");
       return;
@@ -710,6 +738,13 @@ export function connectClient(
     sendKey: entry.sendKey,
     receiveKey: entry.receiveKey,
     timeoutSeconds: entry.timeoutSeconds,
+    messages: state.config.messages === undefined
+      ? undefined
+      : createNetcodeMessageConnection(
+        state.config.messages,
+        state.time,
+        (payload) => sendPayload(state, clientIndex, payload),
+      ),
   }, state.time);
   sendKeepAlive(state, clientIndex);
   state.config.onConnect?.(clientIndex);
@@ -782,6 +817,39 @@ export function disconnectLoopbackSlot(
     state.config.onDisconnect?.(clientIndex, "serverDisconnected");
   } finally {
     resetSlot(state.slots, clientIndex);
+  }
+}
+
+/**
+ * Moves every client's message channels to the update's time, before its
+ * datagrams are read (so acks are timed by it).
+ *
+ * @param state The server, with messages on.
+ */
+export function advanceMessages(state: ServerState): void {
+  const { slots, time } = state;
+  const list = slots.connectedList;
+  for (let k = 0; k < slots.numConnected; k++) {
+    const messages = slots.messages[list[k]];
+    if (messages !== undefined) {
+      updateMessageConnection(messages, Math.max(time, messages.time));
+    }
+  }
+}
+
+/**
+ * Sends every client's due messages, acks and message keep-alives, after
+ * the update's datagrams were read.
+ *
+ * @param state The server, with messages on.
+ */
+export function sendMessages(state: ServerState): void {
+  const slots = state.slots;
+  // A copy: nothing here disconnects, but the list must not move under us.
+  const list = slots.connectedList.slice(0, slots.numConnected);
+  for (const clientIndex of list) {
+    const messages = slots.messages[clientIndex];
+    if (messages !== undefined) sendMessagePackets(messages);
   }
 }
 

@@ -26,7 +26,8 @@
  * packet   = flags:u8 block*
  * flags    = bit 0: ack requested (the sender would like a packet back soon);
  *            bits 1..7: zero
- * block    = channel:u8 count:varint message{count}    (count >= 1)
+ * block    = channel:u8 count:varint message{count}    (count >= 1; the
+ *            sender starts each packet with the next channel in turn)
  * reliable-ordered message:
  *            part:u16le head:varint [total:varint] bytes
  *            head = bytes.length * 2 + first; `total` (the whole message's
@@ -351,6 +352,8 @@ export interface MessageConnection {
   readonly endpoint: ReliableEndpoint;
   /** The connection's counters. */
   readonly counters: MessageCounters;
+  /** The time of the last {@linkcode updateMessageConnection}, seconds. */
+  readonly time: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -405,6 +408,8 @@ interface ConnectionState extends MessageConnection {
   time: number;
   lastSendTime: number;
   ackOwed: boolean;
+  /** The channel the next packet starts with. */
+  nextChannel: number;
   readonly packet: Uint8Array;
   /** Per sent-packet entry (sequence & mask): its sequence or -1. */
   readonly sentSequence: Int32Array;
@@ -655,6 +660,7 @@ export function createMessageConnection(
     time,
     lastSendTime: -Infinity,
     ackOwed: false,
+    nextChannel: 0,
     packet: new Uint8Array(
       Math.max(
         resolved.packetBudgetBytes,
@@ -1018,12 +1024,8 @@ function walkPayload(
   if (end < 1 || (data[0] & ~FLAG_ACK_REQUESTED) !== 0) return 1;
   let offset = 1;
   let carriesMessages = false;
-  let lastChannel = -1;
   while (offset < end) {
     const channelId = data[offset++];
-    // Blocks in ascending channel order, each channel once.
-    if (channelId <= lastChannel) return 1;
-    lastChannel = channelId;
     const channel = state.state[channelId];
     if (channel === undefined) return 1;
     const countRead = readVarint(data, offset, end);
@@ -1216,6 +1218,11 @@ function buildAndSendPacket(state: ConnectionState): boolean {
   const sentEntry = sequenceEntry(state);
   const base = sentEntry * MAX_PARTS_PER_PACKET;
   let carries = false;
+  // Each packet starts with the next channel in turn, so a reliable backlog
+  // cannot starve an unreliable channel (or the reverse).
+  const numChannels = state.state.length;
+  const firstChannel = state.nextChannel;
+  state.nextChannel = (firstChannel + 1) % numChannels;
   // A message too large for any packet's budget goes alone, fragmented.
   for (let channelId = 0; channelId < state.state.length; channelId++) {
     const channel = state.state[channelId];
@@ -1236,7 +1243,8 @@ function buildAndSendPacket(state: ConnectionState): boolean {
     transmitPacket(state, start + message.length, 0);
     return true;
   }
-  for (let channelId = 0; channelId < state.state.length; channelId++) {
+  for (let turn = 0; turn < numChannels; turn++) {
+    const channelId = (firstChannel + turn) % numChannels;
     const channel = state.state[channelId];
     // Room for a block header: channel byte and a count of up to 2 bytes.
     if (offset + 3 >= budget) break;

@@ -86,6 +86,23 @@ import {
 } from "./socket.ts";
 import { type ConnectToken, readConnectToken } from "./token.ts";
 import { RECENT_DISCONNECT_SECONDS } from "./_recent_disconnects.ts";
+import {
+  type ConnectionQuality,
+  connectionQuality,
+  type MessageConfig,
+  type MessageConnection,
+  receiveMessage as receiveChannelMessage,
+  type ResolvedMessageConfig,
+  sendMessage as sendChannelMessage,
+  sendMessagePackets,
+  updateMessageConnection,
+} from "./channel.ts";
+import {
+  createNetcodeMessageConnection,
+  resolveNetcodeMessageConfig,
+  routePayload,
+  tagRawPayload,
+} from "./_messages.ts";
 
 /**
  * The client's states. Negative ones are errors it settled in
@@ -265,6 +282,7 @@ export const CLIENT_DROP_REASONS = [
   "wrongState",
   "receiveQueueFull",
   "redundantDisconnect",
+  "invalidPayloadTag",
 ] as const;
 
 /** A name in {@linkcode CLIENT_DROP_REASONS}: why a datagram was dropped. */
@@ -322,6 +340,16 @@ export interface ClientOptions {
     payload: Uint8Array,
     sequence: number,
   ) => void;
+  /**
+   * Message channels to the server (see channel.ts), the same option as the
+   * server's: reliable ordered messages up to 64 KB and unreliable ones,
+   * and the link's RTT, jitter, packet loss and bandwidth, through
+   * {@linkcode Client.sendMessage}, {@linkcode Client.receiveMessage} and
+   * {@linkcode Client.connectionQuality}. Raw payloads still work beside
+   * them, up to 1199 bytes. Not in loopback mode.
+   * @default {undefined (off)}
+   */
+  messages?: MessageConfig;
 }
 
 /** A netcode client. Create it with {@linkcode createClient}. */
@@ -374,8 +402,39 @@ export interface Client {
   connect(connectToken: Uint8Array): void;
   /** Receives and processes datagrams, sends what is due, checks timeouts. */
   update(now: number): void;
-  /** Sends a payload of 1..1200 bytes; ignored unless connected. */
+  /**
+   * Sends a payload of 1..1200 bytes (1..1199 with `messages` on); ignored
+   * unless connected.
+   */
   send(payload: Uint8Array): void;
+  /**
+   * Queues a message to the server on one of the `messages` channels; it
+   * goes out in the next `update()`. The client keeps a copy.
+   *
+   * @returns `true` when queued; `false` when not connected (it is
+   * dropped) or when the channel's send queue is full and its
+   * `onSendQueueFull` is `"drop"`.
+   * @throws {Error} Without the `messages` option, or in loopback mode.
+   * @throws {RangeError} For a channel that does not exist, a message over
+   * its `maxMessageBytes`, or a full send queue set to `"throw"`.
+   */
+  sendMessage(channelId: number, message: Uint8Array): boolean;
+  /**
+   * The next message from the server on a channel (in order on a
+   * reliable-ordered one), as a copy the caller owns, or `undefined`.
+   */
+  receiveMessage(channelId: number): Uint8Array | undefined;
+  /**
+   * The link's RTT, jitter, packet loss and bandwidth, estimated by the
+   * message channels' reliable 1.0 endpoint; `undefined` unless connected
+   * with `messages` on.
+   */
+  readonly connectionQuality: ConnectionQuality | undefined;
+  /**
+   * The message connection of the current connection (counters, endpoint),
+   * or `undefined` unless connected with `messages` on.
+   */
+  readonly messageConnection: MessageConnection | undefined;
   /**
    * The next payload received from the server, as a copy the caller owns,
    * or `undefined`.
@@ -549,6 +608,12 @@ interface ClientRecord {
   challengeTokenData: Uint8Array | undefined;
   readonly replay: ReplayProtection;
   readonly queue: PayloadQueue;
+  /** The `messages` option, resolved. */
+  readonly messagesConfig: ResolvedMessageConfig | undefined;
+  /** This connection's message channels, while connected with them on. */
+  messages: MessageConnection | undefined;
+  /** A raw payload with its tag in front, while messages are on. */
+  readonly taggedPayload: Uint8Array;
   readonly packetBuffer: Uint8Array;
   readonly readOptions: ReadPacketOptions;
 }
@@ -597,6 +662,11 @@ function createClientRecord(options: ClientOptions): ClientRecord {
     challengeTokenData: undefined,
     replay,
     queue: createPayloadQueue(),
+    messagesConfig: options.messages === undefined
+      ? undefined
+      : resolveNetcodeMessageConfig(options.messages, "create client"),
+    messages: undefined,
+    taggedPayload: new Uint8Array(MAX_PAYLOAD_BYTES),
     packetBuffer: new Uint8Array(MAX_PACKET_BYTES),
     readOptions: {
       protocolId: 0n,
@@ -671,6 +741,7 @@ function resetConnectionData(c: ClientRecord, next: ClientState): void {
   c.readOptions.readKey = undefined;
   resetBeforeNextConnect(c);
   clearPayloadQueue(c.queue);
+  c.messages = undefined;
   // Last: the callback may throw, and sees the client fully reset.
   setState(c, next);
 }
@@ -801,13 +872,28 @@ function processPacket(c: ClientRecord, data: Uint8Array, from: Address): void {
       if (c.state === ClientState.SENDING_CONNECTION_RESPONSE) {
         c.clientIndex = packet.clientIndex;
         c.maxClients = packet.maxClients;
+        if (c.messagesConfig !== undefined) {
+          c.messages = createNetcodeMessageConnection(
+            c.messagesConfig,
+            c.time,
+            (payload) => sendPayloadToServer(c, payload),
+          );
+        }
         setState(c, ClientState.CONNECTED);
       }
       return;
     case CONNECTION_PAYLOAD_PACKET:
       c.lastReceiveTime = c.time;
-      if (!pushPayload(c.queue, packet.payload, packet.sequence)) {
-        c.stats.dropped.receiveQueueFull++;
+      if (c.messages === undefined) {
+        queuePayload(c, packet.payload, packet.sequence);
+      } else if (
+        !routePayload(
+          packet.payload,
+          c.messages,
+          (raw) => queuePayload(c, raw, packet.sequence),
+        )
+      ) {
+        c.stats.dropped.invalidPayloadTag++;
       }
       return;
     case CONNECTION_DISCONNECT_PACKET:
@@ -817,6 +903,16 @@ function processPacket(c: ClientRecord, data: Uint8Array, from: Address): void {
       return;
     default:
       c.stats.dropped.wrongState++;
+  }
+}
+
+function queuePayload(
+  c: ClientRecord,
+  payload: Uint8Array,
+  sequence: number | bigint,
+): void {
+  if (!pushPayload(c.queue, payload, sequence)) {
+    c.stats.dropped.receiveQueueFull++;
   }
 }
 
@@ -866,6 +962,9 @@ function receivePackets(c: ClientRecord): void {
 }
 
 function sendPackets(c: ClientRecord): void {
+  if (c.messages !== undefined && c.state === ClientState.CONNECTED) {
+    sendMessagePackets(c.messages);
+  }
   if (c.lastSendTime + 1 / PACKET_SEND_RATE >= c.time) return;
   switch (c.state) {
     case ClientState.SENDING_CONNECTION_REQUEST:
@@ -887,6 +986,10 @@ function sendPackets(c: ClientRecord): void {
 function updateClient(c: ClientRecord, now: number): void {
   c.time = now;
   if (c.loopback) return;
+  if (c.messages !== undefined) {
+    // Before the datagrams, so the acks they carry are timed by now.
+    updateMessageConnection(c.messages, Math.max(now, c.messages.time));
+  }
   receivePackets(c);
   if (isConnecting(c.state)) {
     const token = c.token!;
@@ -950,6 +1053,24 @@ function sendPayload(c: ClientRecord, payload: Uint8Array): void {
     return;
   }
   sendPayloadToServer(c, payload);
+}
+
+/** The connection's message channels; throws when they cannot exist. */
+function messagesOf(
+  c: ClientRecord,
+  what: string,
+): MessageConnection | undefined {
+  if (c.messagesConfig === undefined) {
+    throw new Error(
+      `Cannot ${what}: the client was created without the messages option`,
+    );
+  }
+  if (c.loopback) {
+    throw new Error(
+      `Cannot ${what}: the client is in loopback mode, which has no message channels`,
+    );
+  }
+  return c.messages;
 }
 
 function connectLoopback(c: ClientRecord, index: number, slots: number): void {
@@ -1056,6 +1177,30 @@ export function createClient(options: ClientOptions = {}): Client {
     get nextPacketSequence() {
       return c.sequence;
     },
+    get connectionQuality() {
+      return c.messages === undefined
+        ? undefined
+        : connectionQuality(c.messages);
+    },
+    get messageConnection() {
+      return c.messages;
+    },
+    sendMessage(channelId: number, message: Uint8Array): boolean {
+      const connection = messagesOf(c, "send message");
+      if (connection === undefined) {
+        if (!(message instanceof Uint8Array)) {
+          throw new TypeError("Cannot send message: expected a Uint8Array");
+        }
+        return false;
+      }
+      return sendChannelMessage(connection, channelId, message);
+    },
+    receiveMessage(channelId: number): Uint8Array | undefined {
+      const connection = messagesOf(c, "receive message");
+      return connection === undefined
+        ? undefined
+        : receiveChannelMessage(connection, channelId);
+    },
     stats: c.stats,
     connect(connectToken: Uint8Array): void {
       if (c.closed) throw new Error("Cannot connect: client is closed");
@@ -1079,12 +1224,28 @@ export function createClient(options: ClientOptions = {}): Client {
       if (!(payload instanceof Uint8Array)) {
         throw new TypeError("Cannot send payload: expected a Uint8Array");
       }
-      if (payload.length < 1 || payload.length > MAX_PAYLOAD_BYTES) {
+      const limit = c.messagesConfig === undefined
+        ? MAX_PAYLOAD_BYTES
+        : MAX_PAYLOAD_BYTES - 1;
+      if (payload.length < 1 || payload.length > limit) {
         throw new RangeError(
-          `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
+          `Cannot send payload: ${payload.length} bytes is outside the 1..${limit} byte limit${
+            c.messagesConfig === undefined ? "" : " (with messages on)"
+          }`,
         );
       }
-      sendPayload(c, payload);
+      if (c.messagesConfig === undefined || c.loopback) {
+        sendPayload(c, payload);
+        return;
+      }
+      if (c.state !== ClientState.CONNECTED) return;
+      const transportLimit = maxPayloadBytes(c) - 1;
+      if (payload.length > transportLimit) {
+        throw new RangeError(
+          `Cannot send payload: ${payload.length} bytes exceeds the ${transportLimit} byte limit of this transport (with messages on)`,
+        );
+      }
+      sendPayload(c, tagRawPayload(payload, c.taggedPayload));
     },
     receive(): Uint8Array | undefined {
       return shiftPayload(c.queue);

@@ -10,7 +10,9 @@
  * - **Dedicated servers** ({@linkcode createServer}) accept only clients
  *   holding a valid, unexpired token.
  * - **Clients** ({@linkcode createClient}) connect with the token and
- *   exchange payloads of up to 1200 bytes.
+ *   exchange payloads of up to 1200 bytes, and, with the `messages` option,
+ *   reliable-ordered messages up to 64 KB and unreliable ones on numbered
+ *   channels, with each connection's RTT, jitter and packet loss.
  *
  * Servers and clients never read a clock: call `update(now)` every tick with
  * monotonic seconds. They run over real UDP by default (`Deno.listenDatagram`,
@@ -27,6 +29,9 @@
  * - `@netcode/netcode/socket_ffi` (`listenUdpFfi`, batched UDP through libc)
  *   and `@netcode/netcode/sodium_native` (`useNativeSodium`, the system's
  *   libsodium): faster transports and crypto, with `--allow-ffi`.
+ * - `@netcode/netcode/channel` and `@netcode/netcode/reliable`: the message
+ *   channels behind the `messages` option of the server and client, and the
+ *   reliable 1.0 endpoint under them, to run over another transport.
  * - `@netcode/netcode/packet`, `/token`, `/crypto`, `/address`: the wire
  *   format (packet and token codecs, replay protection, the AEADs), for tools
  *   and other implementations.
@@ -125,6 +130,16 @@ export {
   type ServerOptions,
   type ServerStats,
 } from "./server.ts";
+export type {
+  ChannelConfig,
+  ChannelKind,
+  ConnectionQuality,
+  MessageConfig,
+  MessageConnection,
+  MessageCounters,
+  ResolvedChannelConfig,
+  ResolvedMessageConfig,
+} from "./channel.ts";
 export {
   type Client,
   CLIENT_DROP_REASONS,

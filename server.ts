@@ -72,6 +72,19 @@ import {
 } from "./_payload_queue.ts";
 import { connectedSlots, connectSlot } from "./_server_slots.ts";
 import {
+  type ConnectionQuality,
+  connectionQuality,
+  type MessageConfig,
+  type MessageConnection,
+  receiveMessage as receiveChannelMessage,
+  sendMessage as sendChannelMessage,
+} from "./channel.ts";
+import {
+  MAX_RAW_PAYLOAD_BYTES,
+  resolveNetcodeMessageConfig,
+  tagRawPayload,
+} from "./_messages.ts";
+import {
   createServerState,
   disconnectAllClients,
   disconnectClient,
@@ -182,6 +195,19 @@ export interface ServerOptions {
     payload: Uint8Array,
     sequence: number,
   ) => void;
+  /**
+   * Message channels for every network client (see channel.ts): reliable
+   * ordered messages up to 64 KB and unreliable ones, and per-client RTT,
+   * jitter, packet loss and bandwidth, through
+   * {@linkcode Server.sendMessage}, {@linkcode Server.receiveMessage} and
+   * {@linkcode Server.connectionQuality}. Clients must use the same
+   * `messages` option. Raw payloads (`send`, `receive`) still work beside
+   * them, up to 1199 bytes: with messages on, each payload's first byte
+   * says whether a raw payload or a message packet follows. Loopback
+   * clients have no channels.
+   * @default {undefined (off)}
+   */
+  messages?: MessageConfig;
 }
 
 /** A running netcode server. Create it with {@linkcode createServer}. */
@@ -222,11 +248,14 @@ export interface Server {
   stop(): void;
   /** Receives and processes datagrams, sends keep-alives, times clients out. */
   update(now: number): void;
-  /** Sends a payload of 1..1200 bytes to a connected client. */
+  /**
+   * Sends a payload of 1..1200 bytes (1..1199 with `messages` on) to a
+   * connected client.
+   */
   send(clientIndex: number, payload: Uint8Array): void;
   /**
-   * Sends one payload of 1..1200 bytes to every connected client (loopback
-   * clients through `sendLoopbackPacket`).
+   * Sends one payload of 1..1200 bytes (1..1199 with `messages` on) to
+   * every connected client (loopback clients through `sendLoopbackPacket`).
    *
    * @returns The number of clients it went to.
    */
@@ -250,6 +279,41 @@ export interface Server {
    * it), or -1 before the first one.
    */
   receivedSequence(clientIndex: number): number;
+  /**
+   * Queues a message to a connected client on one of the `messages`
+   * channels; it goes out in the next `update()`. The server keeps a copy.
+   *
+   * @returns `true` when queued (or the slot is empty, which drops it);
+   * `false` when the channel's send queue is full and its `onSendQueueFull`
+   * is `"drop"`.
+   * @throws {Error} Without the `messages` option, or for a loopback client.
+   * @throws {RangeError} For a channel that does not exist, a message over
+   * its `maxMessageBytes`, or a full send queue set to `"throw"`.
+   */
+  sendMessage(
+    clientIndex: number,
+    channelId: number,
+    message: Uint8Array,
+  ): boolean;
+  /**
+   * The next message from the client on a channel (in order on a
+   * reliable-ordered one), as a copy the caller owns, or `undefined`.
+   */
+  receiveMessage(
+    clientIndex: number,
+    channelId: number,
+  ): Uint8Array | undefined;
+  /**
+   * The client's RTT, jitter, packet loss and bandwidth, estimated by its
+   * message channels' reliable 1.0 endpoint; `undefined` for an empty slot,
+   * a loopback client or without `messages`.
+   */
+  connectionQuality(clientIndex: number): ConnectionQuality | undefined;
+  /**
+   * The client's message connection (counters, endpoint), or `undefined`
+   * for an empty slot, a loopback client or without `messages`.
+   */
+  messageConnection(clientIndex: number): MessageConnection | undefined;
   /** Disconnects a client, sending it 10 disconnect packets. */
   disconnect(clientIndex: number): void;
   /** Disconnects every client. */
@@ -412,6 +476,9 @@ export function createServer(options: ServerOptions): Server {
   if (options.webTransport !== undefined) {
     checkDatagramSocket(options.webTransport, "create server: webTransport");
   }
+  const messages = options.messages === undefined
+    ? undefined
+    : resolveNetcodeMessageConfig(options.messages, "create server");
   // Every option is checked: only now may sockets be bound.
   let socket: DatagramSocket;
   let addresses: Address[];
@@ -462,7 +529,11 @@ export function createServer(options: ServerOptions): Server {
     onConnect: options.onConnect,
     onDisconnect: options.onDisconnect,
     sendLoopbackPacket: options.sendLoopbackPacket,
+    messages,
   });
+  const maxPayload = messages === undefined
+    ? MAX_PAYLOAD_BYTES
+    : MAX_RAW_PAYLOAD_BYTES;
 
   function checkIndex(clientIndex: number, what: string): void {
     const maxClients = state.slots.maxClients;
@@ -482,11 +553,39 @@ export function createServer(options: ServerOptions): Server {
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError("Cannot send payload: expected a Uint8Array");
     }
-    if (payload.length < 1 || payload.length > MAX_PAYLOAD_BYTES) {
+    if (payload.length < 1 || payload.length > maxPayload) {
       throw new RangeError(
-        `Cannot send payload: ${payload.length} bytes is outside the 1..${MAX_PAYLOAD_BYTES} byte limit`,
+        `Cannot send payload: ${payload.length} bytes is outside the 1..${maxPayload} byte limit${
+          messages === undefined ? "" : " (with messages on)"
+        }`,
       );
     }
+  }
+
+  /** A raw payload as it goes out: tagged while messages are on. */
+  function rawPayload(clientIndex: number, payload: Uint8Array): Uint8Array {
+    return messages === undefined || state.slots.loopback[clientIndex]
+      ? payload
+      : tagRawPayload(payload, state.taggedPayload);
+  }
+
+  /** The client's message connection; throws without one. */
+  function messagesOf(
+    clientIndex: number,
+    what: string,
+  ): MessageConnection | undefined {
+    if (messages === undefined) {
+      throw new Error(
+        `Cannot ${what}: the server was created without the messages option`,
+      );
+    }
+    if (!holdsClient(clientIndex, what)) return undefined;
+    if (state.slots.loopback[clientIndex]) {
+      throw new Error(
+        `Cannot ${what}: client ${clientIndex} is a loopback client, which has no message channels`,
+      );
+    }
+    return state.slots.messages[clientIndex];
   }
 
   /** Whether the server runs and the slot (checked) holds a client. */
@@ -512,7 +611,7 @@ export function createServer(options: ServerOptions): Server {
   function send(clientIndex: number, payload: Uint8Array): void {
     checkPayload(payload);
     if (!holdsClient(clientIndex, "send payload")) return;
-    sendPayload(state, clientIndex, payload);
+    sendPayload(state, clientIndex, rawPayload(clientIndex, payload));
   }
 
   function broadcast(payload: Uint8Array): number {
@@ -523,7 +622,7 @@ export function createServer(options: ServerOptions): Server {
     // A copy of the list: a loopback callback may disconnect clients.
     for (const clientIndex of slots.connectedList.slice(0, count)) {
       if (slots.connected[clientIndex]) {
-        sendPayload(state, clientIndex, payload);
+        sendPayload(state, clientIndex, rawPayload(clientIndex, payload));
       }
     }
     return count;
@@ -673,6 +772,31 @@ export function createServer(options: ServerOptions): Server {
     broadcast,
     receive,
     receiveInto,
+    sendMessage(clientIndex, channelId, message) {
+      const connection = messagesOf(clientIndex, "send message");
+      if (connection === undefined) {
+        if (!(message instanceof Uint8Array)) {
+          throw new TypeError("Cannot send message: expected a Uint8Array");
+        }
+        return true;
+      }
+      return sendChannelMessage(connection, channelId, message);
+    },
+    receiveMessage(clientIndex, channelId) {
+      const connection = messagesOf(clientIndex, "receive message");
+      return connection === undefined
+        ? undefined
+        : receiveChannelMessage(connection, channelId);
+    },
+    connectionQuality(clientIndex) {
+      if (!holdsClient(clientIndex, "query client")) return undefined;
+      const connection = state.slots.messages[clientIndex];
+      return connection === undefined
+        ? undefined
+        : connectionQuality(connection);
+    },
+    messageConnection: (i) =>
+      holdsClient(i, "query client") ? state.slots.messages[i] : undefined,
     receivedSequence: (i: number) =>
       state.running
         ? (checkIndex(i, "query client"),

@@ -164,6 +164,7 @@ Deno.test("CLIENT_DROP_REASONS lists the packet reader's reasons in order, then 
     "wrongState",
     "receiveQueueFull",
     "redundantDisconnect",
+    "invalidPayloadTag",
   ]);
   using client = createClient({
     socket: createWorld().network.createSocket("127.0.0.1:50104"),

@@ -25,6 +25,7 @@ const FILES = [
   "browser.ts",
   "sodium_native.ts",
   "reliable.ts",
+  "channel.ts",
 ];
 
 /**
