@@ -471,6 +471,17 @@ export interface ReliableEndpoint {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** The estimates computed from the RTT history. */
+type RttStats = Pick<
+  ReliableStats,
+  | "rttMin"
+  | "rttMax"
+  | "rttAvg"
+  | "jitterAvgVsMinRtt"
+  | "jitterMaxVsMinRtt"
+  | "jitterStddevVsAvgRtt"
+>;
+
 /** Marks objects made by {@linkcode createReliableEndpoint}. */
 const ENDPOINT = Symbol("reliable endpoint");
 
@@ -517,6 +528,14 @@ interface EndpointState extends ReliableEndpoint {
   readonly reassemblyData: (Uint8Array | undefined)[];
 
   readonly rttHistory: Float32Array;
+  /** The history as the last update saw it, when it had changed. */
+  readonly rttSnapshot: Float32Array;
+  /** A sample arrived since the last update. */
+  rttHistoryChanged: boolean;
+  /** `rttStats` is older than `rttSnapshot`. */
+  rttStatsStale: boolean;
+  /** The history's statistics, computed from `rttSnapshot` when read. */
+  readonly rttStats: Mutable<RttStats>;
   /** Send buffer: one regular packet or one fragment. */
   readonly transmitBuffer: Uint8Array;
 
@@ -1165,14 +1184,29 @@ export function createReliableEndpoint(
       fragmentsInvalid: 0,
       packetsDuplicate: 0,
     },
+    // The history's statistics are computed when first read after an
+    // update that saw new samples, from the history as that update saw it:
+    // the values are the reference's, at a fraction of the cost per tick.
     stats: {
       rtt: 0,
-      rttMin: 0,
-      rttMax: 0,
-      rttAvg: 0,
-      jitterAvgVsMinRtt: 0,
-      jitterMaxVsMinRtt: 0,
-      jitterStddevVsAvgRtt: 0,
+      get rttMin() {
+        return rttStatsOf(state).rttMin;
+      },
+      get rttMax() {
+        return rttStatsOf(state).rttMax;
+      },
+      get rttAvg() {
+        return rttStatsOf(state).rttAvg;
+      },
+      get jitterAvgVsMinRtt() {
+        return rttStatsOf(state).jitterAvgVsMinRtt;
+      },
+      get jitterMaxVsMinRtt() {
+        return rttStatsOf(state).jitterMaxVsMinRtt;
+      },
+      get jitterStddevVsAvgRtt() {
+        return rttStatsOf(state).jitterStddevVsAvgRtt;
+      },
       packetLoss: 0,
       sentBandwidthKbps: 0,
       receivedBandwidthKbps: 0,
@@ -1200,6 +1234,17 @@ export function createReliableEndpoint(
     reassemblyFlags: new Uint8Array(reassemblySize * resolved.maxFragments),
     reassemblyData: new Array(reassemblySize).fill(undefined),
     rttHistory,
+    rttSnapshot: new Float32Array(resolved.rttHistorySize).fill(-1),
+    rttHistoryChanged: false,
+    rttStatsStale: false,
+    rttStats: {
+      rttMin: 0,
+      rttMax: 0,
+      rttAvg: 0,
+      jitterAvgVsMinRtt: 0,
+      jitterMaxVsMinRtt: 0,
+      jitterStddevVsAvgRtt: 0,
+    },
     transmitBuffer: new Uint8Array(
       Math.max(
         resolved.maxPacketSize + MAX_PACKET_HEADER_BYTES,
@@ -1530,6 +1575,7 @@ function applyAcks(state: EndpointState, ack: number, ackBits: number): void {
       Math.fround(state.time - state.sentTime[entry]) * 1000,
     );
     state.rttHistory[sequence % config.rttHistorySize] = rtt;
+    state.rttHistoryChanged = true;
     const current = stats.rtt;
     if (
       (current === 0 && rtt > 0) ||
@@ -1778,7 +1824,11 @@ export function update(endpoint: ReliableEndpoint, time: number): void {
     );
   }
   state.time = time;
-  updateRtt(state);
+  if (state.rttHistoryChanged) {
+    state.rttSnapshot.set(state.rttHistory);
+    state.rttHistoryChanged = false;
+    state.rttStatsStale = true;
+  }
   updatePacketLoss(state);
   const config = state.config;
   const factor = config.bandwidthSmoothingFactor;
@@ -1806,10 +1856,16 @@ export function update(endpoint: ReliableEndpoint, time: number): void {
 }
 
 /** Min / max / mean RTT and the three jitter figures, in float32 steps. */
-function updateRtt(state: EndpointState): void {
-  const history = state.rttHistory;
-  const stats = state.stats;
-  const f = Math.fround;
+/** The history's statistics as of the last update, computed if stale. */
+function rttStatsOf(state: EndpointState): RttStats {
+  if (state.rttStatsStale) {
+    computeRttStats(state.rttSnapshot, state.rttStats);
+    state.rttStatsStale = false;
+  }
+  return state.rttStats;
+}
+
+function computeRttStats(history: Float32Array, stats: Mutable<RttStats>) {
   let min = 10000;
   let max = 0;
   let sum = 0;
@@ -1819,13 +1875,13 @@ function updateRtt(state: EndpointState): void {
     if (rtt < 0) continue;
     if (rtt < min) min = rtt;
     if (rtt > max) max = rtt;
-    sum = f(sum + rtt);
+    sum = Math.fround(sum + rtt);
     count++;
   }
   if (min === 10000) min = 0;
   stats.rttMin = min;
   stats.rttMax = max;
-  const avg = count > 0 ? f(sum / count) : 0;
+  const avg = count > 0 ? Math.fround(sum / count) : 0;
   stats.rttAvg = avg;
 
   let jitterSum = 0;
@@ -1834,15 +1890,17 @@ function updateRtt(state: EndpointState): void {
   for (let i = 0; i < history.length; i++) {
     const rtt = history[i];
     if (rtt < 0) continue;
-    const aboveMin = f(rtt - min);
-    jitterSum = f(jitterSum + aboveMin);
+    const aboveMin = Math.fround(rtt - min);
+    jitterSum = Math.fround(jitterSum + aboveMin);
     if (aboveMin > jitterMax) jitterMax = aboveMin;
-    const deviation = f(rtt - avg);
-    squares = f(squares + f(deviation * deviation));
+    const deviation = Math.fround(rtt - avg);
+    squares = Math.fround(squares + Math.fround(deviation * deviation));
   }
-  stats.jitterAvgVsMinRtt = count > 0 ? f(jitterSum / count) : 0;
+  stats.jitterAvgVsMinRtt = count > 0 ? Math.fround(jitterSum / count) : 0;
   stats.jitterMaxVsMinRtt = jitterMax;
-  stats.jitterStddevVsAvgRtt = count > 0 ? f(Math.sqrt(f(squares / count))) : 0;
+  stats.jitterStddevVsAvgRtt = count > 0
+    ? Math.fround(Math.sqrt(Math.fround(squares / count)))
+    : 0;
 }
 
 /** Share of unacked packets among the older half of the sent window. */
@@ -1864,11 +1922,15 @@ function updatePacketLoss(state: EndpointState): void {
     stats.packetLoss = 0;
     return;
   }
-  const f = Math.fround;
-  const loss = f(f(numDropped / numSent) * 100);
+  const loss = Math.fround(Math.fround(numDropped / numSent) * 100);
   const current = stats.packetLoss;
-  stats.packetLoss = Math.abs(f(current - loss)) > 0.00001
-    ? f(current + f(f(loss - current) * state.config.packetLossSmoothingFactor))
+  stats.packetLoss = Math.abs(Math.fround(current - loss)) > 0.00001
+    ? Math.fround(
+      current +
+        Math.fround(
+          Math.fround(loss - current) * state.config.packetLossSmoothingFactor,
+        ),
+    )
     : loss;
 }
 
@@ -1908,8 +1970,7 @@ function smoothBandwidth(
   factor: number,
 ): number {
   if (Number.isNaN(sample)) return current;
-  const f = Math.fround;
-  return Math.abs(f(current - sample)) > 0.00001
-    ? f(current + f(f(sample - current) * factor))
+  return Math.abs(Math.fround(current - sample)) > 0.00001
+    ? Math.fround(current + Math.fround(Math.fround(sample - current) * factor))
     : sample;
 }

@@ -130,3 +130,30 @@ Deno.test("examples/token_backend.ts hands a player a connect token and refuses 
   }
   await backend.finish();
 });
+
+Deno.test("examples/messages.ts delivers the chat line and the 50 KB level, and reports RTT and loss", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      new URL("../examples/messages.ts", import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+  assertStringIncludes(stdout, 'server got: "hello from the client"');
+  assertStringIncludes(stdout, "client got the level: 51200 bytes, intact");
+  const report =
+    /15 s: rtt (\d+) ms .* loss ([\d.]+)% .* state messages received (\d+)/
+      .exec(stdout);
+  assert(report, stdout);
+  // 100 ms of simulated round trip (plus up to two ticks of waiting), 10%
+  // loss, 60 Hz state for about 15 s.
+  assert(Number(report[1]) >= 100 && Number(report[1]) <= 140, report[0]);
+  assert(Number(report[2]) <= 20, report[0]);
+  assert(Number(report[3]) > 600, report[0]);
+});
