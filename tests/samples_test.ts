@@ -157,3 +157,36 @@ Deno.test("examples/messages.ts delivers the chat line and the 50 KB level, and 
   assert(Number(report[2]) <= 20, report[0]);
   assert(Number(report[3]) > 600, report[0]);
 });
+
+Deno.test("deno task demo:messages delivers hello, level and state over real loopback UDP with 10% loss", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      "--unstable-net",
+      "--allow-net=127.0.0.1",
+      new URL("../tools/messages_demo.ts", import.meta.url).pathname,
+      "--seconds",
+      "3",
+      "--clients",
+      "2",
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assertEquals(
+    output.code,
+    0,
+    stdout + new TextDecoder().decode(output.stderr),
+  );
+  for (const id of [1, 2]) {
+    assertStringIncludes(
+      stdout,
+      `client ${id}: connected; server got "hello from client ${id}"; level intact`,
+    );
+  }
+  assertStringIncludes(stdout, "10% loss and 20 ms each way");
+});
