@@ -365,6 +365,8 @@ const PART_OVERHEAD_BYTES = 1 + 1 + 2 + 2 + 3 + 3; // flags, channel, count, id,
 /** Bytes of framing around an unreliable message sent alone, at most. */
 const LONE_MESSAGE_OVERHEAD_BYTES = 1 + 1 + 1 + 3;
 const MAX_VARINT = (1 << 21) - 1;
+/** Bytes of each chunk small queued messages are copied into. */
+const SEND_CHUNK_BYTES = 16384;
 /** Most parts one packet carries (bounds the sent-packet table). */
 const MAX_PARTS_PER_PACKET = 64;
 
@@ -410,6 +412,9 @@ interface ConnectionState extends MessageConnection {
   ackOwed: boolean;
   /** The channel the next packet starts with. */
   nextChannel: number;
+  /** Where small queued messages are copied; see `copyToSend`. */
+  sendChunk: Uint8Array;
+  sendChunkUsed: number;
   readonly packet: Uint8Array;
   /** Per sent-packet entry (sequence & mask): its sequence or -1. */
   readonly sentSequence: Int32Array;
@@ -661,6 +666,8 @@ export function createMessageConnection(
     lastSendTime: -Infinity,
     ackOwed: false,
     nextChannel: 0,
+    sendChunk: new Uint8Array(0),
+    sendChunkUsed: 0,
     packet: new Uint8Array(
       Math.max(
         resolved.packetBudgetBytes,
@@ -802,7 +809,7 @@ export function sendMessage(
     if (channel.sendQueue.length >= config.sendQueueSize) {
       return sendQueueFull(state, channelId, config);
     }
-    channel.sendQueue.push(message.slice());
+    channel.sendQueue.push(copyToSend(state, message));
     state.counters.messagesSent++;
     return true;
   }
@@ -812,7 +819,7 @@ export function sendMessage(
   if (queued + parts > config.sendQueueSize) {
     return sendQueueFull(state, channelId, config);
   }
-  const copy = message.slice();
+  const copy = copyToSend(state, message);
   for (let p = 0; p < parts; p++) {
     const entry = channel.nextPart % config.sendQueueSize;
     channel.sendBytes[entry] = copy.subarray(
@@ -826,6 +833,24 @@ export function sendMessage(
   }
   state.counters.messagesSent++;
   return true;
+}
+
+/**
+ * A copy of a message being queued. Small ones share chunks of
+ * {@linkcode SEND_CHUNK_BYTES} (a chunk is freed once no queued message
+ * holds a view of it), so queuing allocates no buffer per message.
+ */
+function copyToSend(state: ConnectionState, message: Uint8Array): Uint8Array {
+  const length = message.length;
+  if (length > SEND_CHUNK_BYTES / 8) return message.slice();
+  if (state.sendChunkUsed + length > state.sendChunk.length) {
+    state.sendChunk = new Uint8Array(SEND_CHUNK_BYTES);
+    state.sendChunkUsed = 0;
+  }
+  const start = state.sendChunkUsed;
+  state.sendChunk.set(message, start);
+  state.sendChunkUsed = start + length;
+  return state.sendChunk.subarray(start, start + length);
 }
 
 function sendQueueFull(
