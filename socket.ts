@@ -20,9 +20,10 @@
 
 import { type Address, formatAddress, isIpv6 } from "./address.ts";
 import {
-  checkListenCount,
-  MAX_UDP_PAYLOAD_BYTES,
+  checkUdpSend,
   readListenTarget,
+  readUdpLimits,
+  validateDestination,
 } from "./_listen.ts";
 
 /** A received datagram and where it came from. */
@@ -68,12 +69,6 @@ export interface DatagramSocket {
    */
   readonly closed?: Promise<void>;
 }
-
-const DEFAULT_MAX_QUEUE = 1024;
-const DEFAULT_MAX_SEND_QUEUE = 4096;
-const DEFAULT_MAX_DATAGRAM_BYTES = 1300;
-const MAX_QUEUE_LIMIT = 1 << 20;
-const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 /** Options for {@linkcode listenUdp}. An {@linkcode Address} is valid options. */
 export interface ListenUdpOptions {
@@ -159,33 +154,6 @@ export interface UdpSocket extends DatagramSocket {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-function validateDestination(to: Address): void {
-  if (
-    to === null || typeof to !== "object" || typeof to.hostname !== "string"
-  ) {
-    throw new TypeError(
-      "Cannot send datagram: the destination is not an address",
-    );
-  }
-  const port = to.port;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(
-      `Cannot send datagram: port ${port} is not from 1 to 65535`,
-    );
-  }
-}
-
-function validateData(data: Uint8Array, maxDatagramBytes: number): void {
-  if (!(data instanceof Uint8Array)) {
-    throw new TypeError("Cannot send datagram: data is not a Uint8Array");
-  }
-  if (data.length > maxDatagramBytes) {
-    throw new RangeError(
-      `Cannot send datagram: ${data.length} bytes exceeds the ${maxDatagramBytes} byte limit`,
-    );
-  }
-}
-
 function listenError(label: string, error: unknown): Error {
   const options = { cause: error };
   if (error instanceof Deno.errors.AddrInUse) {
@@ -264,26 +232,9 @@ export function listenUdp(
   const { options: opts, hostname, port, label } = readListenTarget<
     ListenUdpOptions
   >(options);
-  const maxQueue = checkListenCount(
+  const { maxQueue, maxSendQueue, maxDatagramBytes } = readUdpLimits(
     label,
-    "maxQueue",
-    opts.maxQueue ?? DEFAULT_MAX_QUEUE,
-    1,
-    MAX_QUEUE_LIMIT,
-  );
-  const maxSendQueue = checkListenCount(
-    label,
-    "maxSendQueue",
-    opts.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE,
-    1,
-    MAX_QUEUE_LIMIT,
-  );
-  const maxDatagramBytes = checkListenCount(
-    label,
-    "maxDatagramBytes",
-    opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES,
-    1,
-    MAX_UDP_PAYLOAD_BYTES,
+    opts,
   );
 
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;
@@ -426,13 +377,7 @@ export function listenUdp(
     closed,
     send(data: Uint8Array, to: Address): void {
       if (isClosed) throw new TypeError(closedMessage);
-      validateData(data, maxDatagramBytes);
-      validateDestination(to);
-      if (!to.hostname.includes(":") && !IPV4.test(to.hostname)) {
-        throw new TypeError(
-          `Cannot send datagram: "${to.hostname}" is not an IP address`,
-        );
-      }
+      checkUdpSend(data, to, maxDatagramBytes);
       if (sendCount === maxSendQueue) {
         stats.sendDropped++;
         return;
