@@ -25,6 +25,7 @@ import {
   readUdpLimits,
   validateDestination,
 } from "./_listen.ts";
+import { builtinDgram, listenUdpNodeWith } from "./_udp_node.ts";
 
 /** A received datagram and where it came from. */
 export interface Datagram {
@@ -196,6 +197,11 @@ function listenError(label: string, error: unknown): Error {
  * Deno 2 still marks UDP as unstable: run with `--unstable-net` or add
  * `"unstable": ["net"]` to `deno.json`, and grant `--allow-net`.
  *
+ * On Node.js (20.16+) and Bun, where there is no `Deno`, it opens the
+ * socket as `listenUdpNode` (`@netcode/netcode/socket_node`) does, with the
+ * same options, counters and behaviour; its bind errors have the same
+ * messages and names, with the system's `code`.
+ *
  * Received `from` addresses carry canonical hostnames (the same text
  * `parseAddress` produces), so `addressKey(from)` matches keys made from
  * parsed addresses. A socket bound to `"::"` sees IPv4 senders as
@@ -205,7 +211,7 @@ function listenError(label: string, error: unknown): Error {
  * {@linkcode Address}, or an address string such as `"127.0.0.1:40000"`.
  * @returns The open socket.
  * @throws {Error} When `Deno.listenDatagram` is unavailable (no
- * `--unstable-net`), or binding fails, e.g. `Cannot listen on
+ * `--unstable-net`; not Deno: no UDP this runtime offers), or binding fails, e.g. `Cannot listen on
  * 127.0.0.1:40000: address in use` (a `Deno.errors.AddrInUse`, with the
  * system's error as `cause`).
  * @throws {TypeError} When the hostname is not an IP address.
@@ -229,6 +235,10 @@ function listenError(label: string, error: unknown): Error {
 export function listenUdp(
   options: ListenUdpOptions | Address | string = {},
 ): UdpSocket {
+  if ((globalThis as { Deno?: unknown }).Deno === undefined) {
+    // Node.js or Bun: their own UDP (socket_node.ts).
+    return listenUdpNodeWith(builtinDgram(), options);
+  }
   const { options: opts, hostname, port, label } = readListenTarget<
     ListenUdpOptions
   >(options);

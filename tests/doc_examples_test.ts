@@ -18,6 +18,7 @@ const FILES = [
   "server.ts",
   "client.ts",
   "socket.ts",
+  "socket_node.ts",
   "simulator.ts",
   "socket_ffi.ts",
   "socket_webtransport.ts",
