@@ -285,7 +285,11 @@ function unavailable(reason: string, cause?: unknown): Error {
 function loadLibc(): Libc {
   if (libc !== undefined) return libc;
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;
-  if (deno === undefined) throw unavailable("this is not Deno");
+  if (deno === undefined) {
+    throw unavailable(
+      "it needs Deno.dlopen, and this is not Deno (on Node.js and Bun, listenUdp uses their own UDP)",
+    );
+  }
   if (deno.build.os !== "linux") {
     throw unavailable(`only Linux is supported, found ${deno.build.os}`);
   }

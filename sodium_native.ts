@@ -151,7 +151,7 @@ function open(path: string | undefined) {
  *
  * @param options Where the library is.
  * @returns The backend, named `"native"`.
- * @throws {Error} Without `--allow-ffi`, or when the library cannot be loaded or initialised.
+ * @throws {Error} Without `--allow-ffi`, without `Deno.dlopen` (Node.js, Bun), or when the library cannot be loaded or initialised.
  *
  * @example
  * ```ts ignore
@@ -174,6 +174,14 @@ export function loadNativeSodium(
   }
   const cached = loaded.get(options.path ?? "");
   if (cached !== undefined) return cached;
+  if (
+    typeof (globalThis as { Deno?: { dlopen?: unknown } }).Deno?.dlopen !==
+      "function"
+  ) {
+    throw new Error(
+      "Cannot load native libsodium: it needs Deno.dlopen, which this runtime lacks (the default WebAssembly libsodium works on every runtime)",
+    );
+  }
   const library = open(options.path);
   const sodium = library.symbols;
   if (sodium.sodium_init() < 0) {
@@ -290,7 +298,7 @@ export function loadNativeSodium(
  * from now on (see {@linkcode loadNativeSodium}).
  *
  * @param options Where the library is.
- * @throws {Error} Without `--allow-ffi`, or when the library cannot be loaded.
+ * @throws {Error} Without `--allow-ffi`, without `Deno.dlopen` (Node.js, Bun), or when the library cannot be loaded.
  *
  * @example
  * ```ts ignore
