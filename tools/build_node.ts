@@ -7,7 +7,8 @@
  *   `dist/node/_chunks/`, so every module exists once, as it does for a
  *   package installed from JSR;
  * - the programs that run on Node.js and Bun against those modules:
- *   `tests/_runtime_suite.js` (`deno task test:node`, `test:bun`) and
+ *   `tests/_runtime_suite.js` (`deno task test:node`, `test:bun`),
+ *   `tests/_runtime_peer.js` (tests/runtime_interop_test.ts) and
  *   `examples/token_backend_node.js`. Their imports of the package's entry
  *   points stay imports of `dist/node/<entry>.js`, so they test what a
  *   Node.js user gets;
@@ -33,6 +34,7 @@ const OUT = new URL("dist/node/", ROOT);
 /** Programs built beside the modules; each one directory deep. */
 const PROGRAMS = [
   "tests/_runtime_suite.ts",
+  "tests/_runtime_peer.ts",
   "examples/token_backend_node.ts",
 ];
 
