@@ -8,8 +8,9 @@
  *   package installed from JSR;
  * - the programs that run on Node.js and Bun against those modules:
  *   `tests/_runtime_suite.js` (`deno task test:node`, `test:bun`),
- *   `tests/_runtime_peer.js` (tests/runtime_interop_test.ts) and
- *   `examples/token_backend_node.js`. Their imports of the package's entry
+ *   `tests/_runtime_peer.js` (tests/runtime_interop_test.ts),
+ *   `examples/token_backend_node.js` and `tools/_runtime_udp_echo.js`
+ *   (tools/runtime_udp_bench.ts). Their imports of the package's entry
  *   points stay imports of `dist/node/<entry>.js`, so they test what a
  *   Node.js user gets;
  * - `dist/node/package.json` (`"type": "module"`) and, installed from npm
@@ -36,6 +37,7 @@ const PROGRAMS = [
   "tests/_runtime_suite.ts",
   "tests/_runtime_peer.ts",
   "examples/token_backend_node.ts",
+  "tools/_runtime_udp_echo.ts",
 ];
 
 const entries = Object.values(denoJson.exports).map((path) =>
