@@ -145,7 +145,7 @@ export const SERVER_CHECKS: readonly CheckSpec[] = [
   {
     name: "timeout-zero",
     rule:
-      "PROTOCOL.md: timeout <= 0 disables timing out (STANDARD.md defines only negative values)",
+      "STANDARD.md: negative timeouts disable it, 0 is not defined; the reference skips timeouts <= 0",
     expects:
       "a client whose token's timeout is 0 connects and is not timed out",
   },
