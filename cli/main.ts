@@ -7,6 +7,7 @@
  * netcode token --server 127.0.0.1:40000 --client-id 42 > token.b64
  * netcode server --address 127.0.0.1:40000 --metrics-port 9100
  * netcode client --server 127.0.0.1:40000 --packets 100
+ * netcode probe server 127.0.0.1:40000 --echo   # conformance of any server
  * ```
  *
  * Run it with `deno task netcode` (`deno run -A --unstable-net cli/main.ts`),
@@ -24,6 +25,7 @@ import { type Command, EXIT_OK, EXIT_USAGE, runCommand } from "./_args.ts";
 import { backendCommand } from "./backend.ts";
 import { clientCommand } from "./client.ts";
 import { keygenCommand } from "./keygen.ts";
+import { probeCommand } from "./probe.ts";
 import { serverCommand } from "./server.ts";
 import { tokenCommand } from "./token.ts";
 
@@ -34,6 +36,7 @@ const COMMANDS: readonly Command[] = [
   serverCommand,
   clientCommand,
   backendCommand,
+  probeCommand,
 ];
 
 function usage(): string {
