@@ -115,26 +115,28 @@ export function tagRawPayload(
   return scratch.subarray(0, payload.length + 1);
 }
 
+/** What {@linkcode routePayload} did with a payload. */
+export const ROUTED_MESSAGE_PACKET = 1;
+/** The payload's tag is neither; the caller counts it. */
+export const INVALID_PAYLOAD_TAG = 0;
+
 /**
- * Hands one received netcode payload to the message layer or, raw, to
- * `queueRaw`.
+ * Hands one received netcode payload to the message layer, or gives back
+ * the raw payload it carries.
  *
  * @param payload The decrypted payload (a view valid only now).
  * @param connection The connection's message layer.
- * @param queueRaw Takes a raw payload (without its tag).
- * @returns `false` when the payload has no valid tag (the caller counts it).
+ * @returns The raw payload (a view, without its tag) for the caller to
+ * queue, {@linkcode ROUTED_MESSAGE_PACKET}, or
+ * {@linkcode INVALID_PAYLOAD_TAG}.
  */
 export function routePayload(
   payload: Uint8Array,
   connection: MessageConnection,
-  queueRaw: (raw: Uint8Array) => void,
-): boolean {
-  if (payload.length < 2) return false;
-  if (payload[0] === RAW_PAYLOAD_TAG) {
-    queueRaw(payload.subarray(1));
-    return true;
-  }
-  if (payload[0] !== MESSAGE_PACKET_TAG) return false;
+): Uint8Array | typeof ROUTED_MESSAGE_PACKET | typeof INVALID_PAYLOAD_TAG {
+  if (payload.length < 2) return INVALID_PAYLOAD_TAG;
+  if (payload[0] === RAW_PAYLOAD_TAG) return payload.subarray(1);
+  if (payload[0] !== MESSAGE_PACKET_TAG) return INVALID_PAYLOAD_TAG;
   receiveMessagePacket(connection, payload.subarray(1));
-  return true;
+  return ROUTED_MESSAGE_PACKET;
 }

@@ -75,7 +75,11 @@ import {
   sendMessagePackets,
   updateMessageConnection,
 } from "./channel.ts";
-import { createNetcodeMessageConnection, routePayload } from "./_messages.ts";
+import {
+  createNetcodeMessageConnection,
+  INVALID_PAYLOAD_TAG,
+  routePayload,
+} from "./_messages.ts";
 import {
   addPendingConnection,
   clearPendingConnections,
@@ -563,15 +567,12 @@ export function processPacket(
       slots.lastReceiveTime[clientIndex] = state.time;
       slots.confirmed[clientIndex] = 1;
       const messages = slots.messages[clientIndex];
-      if (messages === undefined) {
-        queuePayload(state, clientIndex, packet.payload, packet.sequence);
-      } else if (
-        !routePayload(
-          packet.payload,
-          messages,
-          (raw) => queuePayload(state, clientIndex, raw, packet.sequence),
-        )
-      ) {
+      const raw = messages === undefined
+        ? packet.payload
+        : routePayload(packet.payload, messages);
+      if (raw instanceof Uint8Array) {
+        queuePayload(state, clientIndex, raw, packet.sequence);
+      } else if (raw === INVALID_PAYLOAD_TAG) {
         stats.dropped.invalidPayloadTag++;
       }
       return;
@@ -845,10 +846,10 @@ export function advanceMessages(state: ServerState): void {
  */
 export function sendMessages(state: ServerState): void {
   const slots = state.slots;
-  // A copy: nothing here disconnects, but the list must not move under us.
-  const list = slots.connectedList.slice(0, slots.numConnected);
-  for (const clientIndex of list) {
-    const messages = slots.messages[clientIndex];
+  const list = slots.connectedList;
+  // Sending disconnects nobody, so the list stays put while we walk it.
+  for (let k = 0; k < slots.numConnected; k++) {
+    const messages = slots.messages[list[k]];
     if (messages !== undefined) sendMessagePackets(messages);
   }
 }

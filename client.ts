@@ -99,6 +99,7 @@ import {
 } from "./channel.ts";
 import {
   createNetcodeMessageConnection,
+  INVALID_PAYLOAD_TAG,
   resolveNetcodeMessageConfig,
   routePayload,
   tagRawPayload,
@@ -882,20 +883,18 @@ function processPacket(c: ClientRecord, data: Uint8Array, from: Address): void {
         setState(c, ClientState.CONNECTED);
       }
       return;
-    case CONNECTION_PAYLOAD_PACKET:
+    case CONNECTION_PAYLOAD_PACKET: {
       c.lastReceiveTime = c.time;
-      if (c.messages === undefined) {
-        queuePayload(c, packet.payload, packet.sequence);
-      } else if (
-        !routePayload(
-          packet.payload,
-          c.messages,
-          (raw) => queuePayload(c, raw, packet.sequence),
-        )
-      ) {
+      const raw = c.messages === undefined
+        ? packet.payload
+        : routePayload(packet.payload, c.messages);
+      if (raw instanceof Uint8Array) {
+        queuePayload(c, raw, packet.sequence);
+      } else if (raw === INVALID_PAYLOAD_TAG) {
         c.stats.dropped.invalidPayloadTag++;
       }
       return;
+    }
     case CONNECTION_DISCONNECT_PACKET:
       c.shouldDisconnect = true;
       c.shouldDisconnectState = ClientState.DISCONNECTED;
