@@ -591,9 +591,10 @@ async function handshakeGroup(
         return;
       }
       const result = await ignored(ctx, first.token.request);
-      const seen = `the token, challenged from ${
-        formatAddress(first.endpoint.address)
-      }, sent from another address: ${result.seen}`;
+      // The probe's sockets bind the wildcard address, so the port is what
+      // tells its two addresses apart.
+      const seen =
+        `the token, challenged from local port ${first.endpoint.address.port}, sent from another address: ${result.seen}`;
       if (result.ignored) r.pass("request-token-reuse", seen);
       else r.fail("request-token-reuse", seen);
     })());
