@@ -44,6 +44,7 @@ import { aeadBackend } from "../crypto.ts";
 import {
   assertBytes,
   type ChallengeTokenVector,
+  checkKeys,
   type ConnectTokenVector,
   hex,
   KNOWN_SECTIONS,
@@ -74,19 +75,6 @@ export function defineConformanceTests(
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
   );
   const SEQUENCE_TEST_PROTOCOL_ID = 0x1122334455667788n;
-
-  /** Fails on keys the suite would otherwise silently not check. */
-  function checkKeys(
-    entry: object,
-    allowed: readonly string[],
-    what: string,
-  ): void {
-    for (const key of Object.keys(entry)) {
-      if (!allowed.includes(key)) {
-        fail(`${what}: unknown field "${key}" (this suite would not check it)`);
-      }
-    }
-  }
 
   function section<T>(name: string): T[] {
     const value = vectors[name];

@@ -9,7 +9,7 @@
 
 import * as reliable from "../reliable.ts";
 import { fail } from "./_assert.ts";
-import { hex, toHex } from "./_vectors.ts";
+import { checkKeys, hex, toHex } from "./_vectors.ts";
 
 /** A payload spec of the file: byte i = (i * mul + add) & 0xff. */
 export interface PayloadSpec {
@@ -33,19 +33,6 @@ export function fnv1a32(bytes: Uint8Array): string {
     h = Math.imul(h ^ bytes[i], 0x01000193);
   }
   return "0x" + (h >>> 0).toString(16).padStart(8, "0");
-}
-
-/** Fails when `entry` has a field not in `allowed`. */
-export function checkKeys(
-  entry: object,
-  allowed: readonly string[],
-  what: string,
-): void {
-  for (const key of Object.keys(entry)) {
-    if (!allowed.includes(key)) {
-      fail(`${what}: unknown field "${key}" (this suite would not check it)`);
-    }
-  }
 }
 
 /** An op as the summaries need it (the test checks the ops' shapes). */

@@ -211,3 +211,19 @@ export function pattern(length: number, seed: number): Uint8Array {
   for (let i = 0; i < length; i++) out[i] = (seed + i * 7) & 0xff;
   return out;
 }
+
+/**
+ * Fails when `entry` has a field not in `allowed`: a vector file with a field
+ * the suite does not know would otherwise pass without it being checked.
+ */
+export function checkKeys(
+  entry: object,
+  allowed: readonly string[],
+  what: string,
+): void {
+  for (const key of Object.keys(entry)) {
+    if (!allowed.includes(key)) {
+      fail(`${what}: unknown field "${key}" (this suite would not check it)`);
+    }
+  }
+}

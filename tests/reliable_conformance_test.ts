@@ -20,13 +20,12 @@ import type {
 } from "../reliable.ts";
 import { assert, assertStrictEquals, fail } from "./_assert.ts";
 import {
-  checkKeys,
   checkScenarioSummary,
   fnv1a32,
   payloadOf,
   type PayloadSpec,
 } from "./_reliable_summary.ts";
-import { assertBytes, hex, toHex } from "./_vectors.ts";
+import { assertBytes, checkKeys, hex, toHex } from "./_vectors.ts";
 
 // ---------------------------------------------------------------------------
 // The file
