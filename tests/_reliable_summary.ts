@@ -32,7 +32,7 @@ export function fnv1a32(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i++) {
     h = Math.imul(h ^ bytes[i], 0x01000193);
   }
-  return "0x" + (h >>> 0).toString(16).padStart(8, "0");
+  return hex32(h);
 }
 
 /** An op as the summaries need it (the test checks the ops' shapes). */
@@ -437,6 +437,29 @@ function deliveries(
   return delivered;
 }
 
+/** The ops `op` of `ep` in step `k`, with their indices. */
+function opsInStep(
+  s: SummaryScenario,
+  stepOf: number[],
+  k: number,
+  op: string,
+  ep: string,
+): { o: SummaryOp; i: number }[] {
+  return s.ops.flatMap((o, i) =>
+    stepOf[i] === k && o.op === op && o.ep === ep ? [{ o, i }] : []
+  );
+}
+
+/** Steps a packet was delivered at: its first delivered datagram's. */
+function deliveredAt(perDatagram: number[][]): number[] {
+  return perDatagram.find((steps) => steps.length > 0) ?? [];
+}
+
+/** Steps from `k` to the first delivery, or -1 when never delivered. */
+function delayFrom(k: number, at: number[]): number {
+  return at.length === 0 ? -1 : at[0] - k;
+}
+
 function checkAcks(s: SummaryScenario, what: string): void {
   const summary = s.summary!;
   checkKeys(summary, [
@@ -465,13 +488,7 @@ function checkAcks(s: SummaryScenario, what: string): void {
   const aToB = deliveries(s, stepOf, a, b);
   const bToA = deliveries(s, stepOf, b, a);
   const inStep = (k: number, op: string, ep: string) =>
-    s.ops.flatMap((o, i) =>
-      stepOf[i] === k && o.op === op && o.ep === ep ? [{ o, i }] : []
-    );
-  /** Steps a packet was delivered at (its first delivered datagram's). */
-  const deliveredAt = (perDatagram: number[][]) =>
-    perDatagram.find((steps) => steps.length > 0) ?? [];
-  const delay = (k: number, at: number[]) => at.length === 0 ? -1 : at[0] - k;
+    opsInStep(s, stepOf, k, op, ep);
   const actualSteps = [];
   const aToBDelay = [];
   const bToADelay = [];
@@ -504,8 +521,8 @@ function checkAcks(s: SummaryScenario, what: string): void {
     const bPerDatagram = bToA.get(bSend.i)!;
     const bAt = deliveredAt(bPerDatagram);
     const lost = bPerDatagram.flatMap((d, i) => d.length === 0 ? [i] : []);
-    aToBDelay.push(delay(k, aAt));
-    bToADelay.push(delay(k, bAt));
+    aToBDelay.push(delayFrom(k, aAt));
+    bToADelay.push(delayFrom(k, bAt));
     actualSteps.push({
       step: k,
       a_sequence: aSend.o.sequence,
@@ -591,14 +608,12 @@ function checkEstimates(
     const out: number[] = [];
     const lens: number[] = [];
     for (let k = 0; k < ticks; k++) {
-      const sends = s.ops.flatMap((o, i) =>
-        stepOf[i] === k && o.op === "send" && o.ep === from ? [i] : []
+      const { o, i } = only(
+        opsInStep(s, stepOf, k, "send", from),
+        `${what}: tick ${k} ${from}'s send`,
       );
-      const i = only(sends, `${what}: tick ${k} ${from}'s send`);
-      lens.push(s.ops[i].payload!.len);
-      const at = delivered.get(i)!;
-      const first = at.find((d) => d.length > 0);
-      out.push(first === undefined ? -1 : first[0] - k);
+      lens.push(o.payload!.len);
+      out.push(delayFrom(k, deliveredAt(delivered.get(i)!)));
     }
     return { out, lens };
   };

@@ -12,12 +12,7 @@
  * @module
  */
 
-interface World {
-  server: { update(now: number): void };
-  time: number;
-  prepareBatch(freshAddresses: boolean): void;
-  echo(): number;
-}
+import type { ServerWorld as World } from "../bench/_server_world.ts";
 
 const [firstPath, secondPath, clientsText, blocksText, iterationsText] =
   Deno.args;
