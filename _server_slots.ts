@@ -6,7 +6,10 @@
  * flag of a connected slot.
  *
  * Fields are kept struct-of-arrays style (one typed array per number field),
- * so the per-tick loops over the slots touch little memory. Connected
+ * so the per-tick loops over the slots touch little memory. The keys too:
+ * both keys of every slot sit in one table, and a connecting client's keys
+ * are copied in, so the keys a server reads for every packet lie side by
+ * side instead of wherever the heap put each token's copies. Connected
  * clients are found by address key, by the `Address` object their datagrams
  * arrive with (sockets that hand out one object per peer are matched without
  * building a string per packet) and by client id, each in O(1).
@@ -15,6 +18,7 @@
  */
 
 import type { Address } from "./address.ts";
+import { KEY_BYTES } from "./_aead.ts";
 import type { MessageConnection } from "./channel.ts";
 import {
   createReplayProtection,
@@ -62,10 +66,16 @@ export interface ServerSlots {
   readonly addressKeys: string[];
   /** The object the client's datagrams arrived with when it connected. */
   readonly addressObjects: (Address | undefined)[];
-  /** Key for packets to the client. */
-  readonly sendKeys: (Uint8Array | undefined)[];
-  /** Key for packets from the client. */
-  readonly receiveKeys: (Uint8Array | undefined)[];
+  /**
+   * Both keys of every slot, {@linkcode SLOT_KEY_BYTES} a slot: the key for
+   * packets to the client, then the key for packets from it. Zero in an
+   * empty slot.
+   */
+  readonly keys: Uint8Array;
+  /** Key for packets to the client: a fixed view of its slot in `keys`. */
+  readonly sendKeys: readonly Uint8Array[];
+  /** Key for packets from the client: a fixed view of its slot in `keys`. */
+  readonly receiveKeys: readonly Uint8Array[];
   /** The 256 bytes of user data from the client's token. */
   readonly userData: (Uint8Array | undefined)[];
   /** Replay protection of packets from the client. */
@@ -95,15 +105,18 @@ export interface SlotConnection {
   readonly address?: Address;
   /** `addressKey(address)`; with `address`. */
   readonly addressKey?: string;
-  /** Key for packets to the client; with `address`. */
+  /** Key for packets to the client (copied into the slot); with `address`. */
   readonly sendKey?: Uint8Array;
-  /** Key for packets from the client; with `address`. */
+  /** Key for packets from the client (copied into the slot); with `address`. */
   readonly receiveKey?: Uint8Array;
   /** The token's timeout; with `address`. @default {0} */
   readonly timeoutSeconds?: number;
   /** The client's message channels; with `address`, when on. @default {undefined} */
   readonly messages?: MessageConnection;
 }
+
+/** Bytes of the key table per slot: the send key, then the receive key. */
+export const SLOT_KEY_BYTES = 2 * KEY_BYTES;
 
 /**
  * Allocates the slots of a server starting with `maxClients`, all empty.
@@ -112,6 +125,11 @@ export interface SlotConnection {
  * @returns The slot table.
  */
 export function createServerSlots(maxClients: number): ServerSlots {
+  const keys = new Uint8Array(maxClients * SLOT_KEY_BYTES);
+  const keyView = (clientIndex: number, offset: number) => {
+    const start = clientIndex * SLOT_KEY_BYTES + offset;
+    return keys.subarray(start, start + KEY_BYTES);
+  };
   return {
     maxClients,
     numConnected: 0,
@@ -128,8 +146,12 @@ export function createServerSlots(maxClients: number): ServerSlots {
     addresses: new Array(maxClients).fill(undefined),
     addressKeys: new Array(maxClients).fill(""),
     addressObjects: new Array(maxClients).fill(undefined),
-    sendKeys: new Array(maxClients).fill(undefined),
-    receiveKeys: new Array(maxClients).fill(undefined),
+    keys,
+    sendKeys: Array.from({ length: maxClients }, (_, i) => keyView(i, 0)),
+    receiveKeys: Array.from(
+      { length: maxClients },
+      (_, i) => keyView(i, KEY_BYTES),
+    ),
     userData: new Array(maxClients).fill(undefined),
     replay: Array.from({ length: maxClients }, createReplayProtection),
     payloadQueues: Array.from({ length: maxClients }, createPayloadQueue),
@@ -243,8 +265,8 @@ export function connectSlot(
   };
   slots.addressKeys[clientIndex] = key;
   slots.addressObjects[clientIndex] = address;
-  slots.sendKeys[clientIndex] = connection.sendKey;
-  slots.receiveKeys[clientIndex] = connection.receiveKey;
+  slots.sendKeys[clientIndex].set(connection.sendKey!);
+  slots.receiveKeys[clientIndex].set(connection.receiveKey!);
   slots.messages[clientIndex] = connection.messages;
   resetReplayProtection(slots.replay[clientIndex]);
   slots.byAddressKey.set(key, clientIndex);
@@ -285,8 +307,8 @@ export function resetSlot(slots: ServerSlots, clientIndex: number): void {
   slots.addresses[clientIndex] = undefined;
   slots.addressKeys[clientIndex] = "";
   slots.addressObjects[clientIndex] = undefined;
-  slots.sendKeys[clientIndex] = undefined;
-  slots.receiveKeys[clientIndex] = undefined;
+  slots.sendKeys[clientIndex].fill(0);
+  slots.receiveKeys[clientIndex].fill(0);
   slots.userData[clientIndex] = undefined;
   slots.messages[clientIndex] = undefined;
   resetReplayProtection(slots.replay[clientIndex]);

@@ -1006,7 +1006,7 @@ function sendClientPacket(
   packet: EncryptedPacket,
 ): void {
   const slots = state.slots;
-  const key = slots.sendKeys[clientIndex]!;
+  const key = slots.sendKeys[clientIndex];
   const sequence = slots.sequence[clientIndex];
   const protocolId = state.config.protocolId;
   const bytes = packet.type === CONNECTION_PAYLOAD_PACKET

@@ -13,6 +13,7 @@ import {
   findSlotByClientId,
   resetSlot,
   type ServerSlots,
+  SLOT_KEY_BYTES,
 } from "../_server_slots.ts";
 import { replayAdvance, replayAlreadyReceived } from "../packet.ts";
 import { pushPayload } from "../_payload_queue.ts";
@@ -107,6 +108,39 @@ Deno.test("connectSlot() fills a network client's fields and lookups; resetSlot(
   assertEquals(findSlotByAddressKey(slots, "127.0.0.1:50000"), -1);
   assertEquals(findSlotByAddressObject(slots, address), -1);
   assertEquals(findSlotByClientId(slots, 7n), -1);
+});
+
+Deno.test("connectSlot() copies the keys into the slot's place in one key table; resetSlot() zeroes them", () => {
+  const slots = createServerSlots(3);
+  assertEquals(slots.keys.length, 3 * SLOT_KEY_BYTES);
+  const sendKey = KEY_A.slice();
+  const receiveKey = KEY_B.slice();
+  connectSlot(slots, 1, {
+    clientId: 9n,
+    userData: new Uint8Array(256),
+    address: { hostname: "127.0.0.1", port: 50001 },
+    addressKey: "127.0.0.1:50001",
+    sendKey,
+    receiveKey,
+  }, 1);
+  // The slot's keys are views of its 64 bytes of the table, send key first.
+  assertEquals(slots.keys.subarray(SLOT_KEY_BYTES, SLOT_KEY_BYTES + 32), KEY_A);
+  assertEquals(
+    slots.keys.subarray(SLOT_KEY_BYTES + 32, 2 * SLOT_KEY_BYTES),
+    KEY_B,
+  );
+  assert(slots.sendKeys[1].buffer === slots.keys.buffer);
+  assert(slots.receiveKeys[1].buffer === slots.keys.buffer);
+  // Copies: the token's arrays can change or go without touching the slot.
+  sendKey.fill(7);
+  receiveKey.fill(7);
+  assertEquals(slots.sendKeys[1], KEY_A);
+  assertEquals(slots.receiveKeys[1], KEY_B);
+  // The neighbours' keys are untouched.
+  assertEquals(slots.keys.subarray(0, SLOT_KEY_BYTES), new Uint8Array(64));
+  assertEquals(slots.keys.subarray(2 * SLOT_KEY_BYTES), new Uint8Array(64));
+  resetSlot(slots, 1);
+  assertEquals(slots.keys, new Uint8Array(3 * SLOT_KEY_BYTES));
 });
 
 Deno.test("connectSlot() without an address makes a confirmed loopback client", () => {
